@@ -1,0 +1,60 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis as AsyncRedis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from api.body_limit import BodyLimitMiddleware
+from api.dependencies import Services
+from api.routes import router
+from shared.imaging import ImageLimits
+from shared.queue import connect, make_queue
+from shared.settings import Settings
+
+DESCRIPTION = """Reads numeric image captchas. POST a base64 image to `/ocr`, get the number back.
+Refusals are 422 with the reason; 503 means try again (Redis away or no worker answered in time)."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API; connections to Redis are opened at start-up and closed at shutdown."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = connect(settings)
+        async_redis = AsyncRedis.from_url(
+            settings.effective_redis_url, socket_connect_timeout=settings.redis_timeout_s
+        )
+        app.state.services = Services(
+            settings=settings,
+            limits=ImageLimits.from_settings(settings),
+            redis=redis,
+            async_redis=async_redis,
+            queue=make_queue(redis, settings),
+        )
+        yield
+        await async_redis.aclose()
+        redis.close()
+
+    app = FastAPI(title="CaptchaOCR", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.include_router(router)
+    app.add_exception_handler(RedisConnectionError, _redis_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """Redis away: a clear 503; redis-py reconnects by itself on the next request once it is back."""
+    return JSONResponse(
+        {"detail": f"Redis unreachable: {exc}"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "1"},
+    )

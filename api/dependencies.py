@@ -1,0 +1,32 @@
+"""What a request handler needs from the running app, as FastAPI dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from rq import Queue
+
+from shared.imaging import ImageLimits
+from shared.settings import Settings
+
+
+@dataclass
+class Services:
+    """Connections made once at start-up: a sync client for RQ's enqueue, an async one for waiting."""
+
+    settings: Settings
+    limits: ImageLimits
+    redis: Redis
+    async_redis: AsyncRedis
+    queue: Queue
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,0 +1,99 @@
+"""HTTP routes: validate, enqueue, wait for the worker's result, answer."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from rq.job import Job, JobStatus
+from rq.results import Result
+from rq.worker import Worker
+
+from api.dependencies import Services, ServicesDep
+from api.results import wait_for_result
+from api.schemas import HealthResponse, OcrRequest, OcrResponse, RefusalResponse, UnavailableResponse
+from shared.contract import InputError, OcrJob, OcrRefusal
+from shared.imaging import decode_image
+from shared.queue import enqueue_read
+
+router = APIRouter()
+
+
+@router.get("/", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+async def health(services: ServicesDep) -> JSONResponse:
+    """Health check: the API answers, Redis is reachable and at least one worker is registered."""
+    try:
+        workers, depth = await run_in_threadpool(_workers_and_depth, services)
+        body = HealthResponse(status="ok" if workers else "degraded", redis=True, workers=workers, queue_depth=depth)
+    except Exception:  # noqa: BLE001 - any Redis failure means "degraded", never a 500 from the health check
+        body = HealthResponse(status="degraded", redis=False, workers=0)
+    code = status.HTTP_200_OK if body.status == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE
+    return JSONResponse(body.model_dump(), status_code=code)
+
+
+def _workers_and_depth(services: Services) -> tuple[int, int]:
+    return Worker.count(connection=services.redis, queue=services.queue), services.queue.count
+
+
+@router.post(
+    "/ocr",
+    response_model=OcrResponse,
+    responses={422: {"model": RefusalResponse}, 503: {"model": UnavailableResponse}},
+)
+async def ocr(request: OcrRequest, services: ServicesDep) -> JSONResponse:
+    """Read one captcha. 422 with the reason when it cannot be read with confidence, 503 when no
+    worker answered within the wait limit (the body then holds the job id to look up later)."""
+    started = time.perf_counter()
+    settings = services.settings
+    try:
+        job = await run_in_threadpool(_validate_and_enqueue, request.to_job(), services)
+    except InputError as error:
+        return _refusal(error.refusal(), job_id=None)
+    result = await wait_for_result(services.async_redis, job.id, settings.wait_timeout_s)
+    if result is None:
+        await run_in_threadpool(_cancel_if_queued, job)
+        return JSONResponse(
+            UnavailableResponse(
+                detail=f"no worker answered within {settings.wait_timeout_s:g} s", job_id=job.id
+            ).model_dump(),
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
+    if result.type != Result.Type.SUCCESSFUL:
+        return JSONResponse(
+            {"detail": "the worker failed while reading this image", "job_id": job.id},
+            status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    answer = result.return_value
+    if not answer.get("ok"):
+        return _refusal(OcrRefusal.model_validate(answer), job_id=job.id)
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+    body = OcrResponse(
+        number=answer["number"],
+        text=answer["text"],
+        confidence=answer["confidence"],
+        job_id=job.id,
+        elapsed_ms=elapsed_ms,
+    )
+    return JSONResponse(body.model_dump())
+
+
+def _validate_and_enqueue(job: OcrJob, services: Services) -> Job:
+    """Refuse unreadable input before it costs a queue round trip, then enqueue (runs in a thread)."""
+    decode_image(job.image_base64, services.limits)
+    return enqueue_read(services.queue, job, services.settings, wait_s=services.settings.wait_timeout_s)
+
+
+def _cancel_if_queued(job: Job) -> None:
+    """A job nobody waits for any more must not cost a worker an inference."""
+    if job.get_status(refresh=True) == JobStatus.QUEUED:
+        job.cancel()
+
+
+def _refusal(refusal: OcrRefusal, job_id: str | None) -> JSONResponse:
+    body = RefusalResponse(
+        detail=refusal.detail, error=refusal.error, confidence=refusal.confidence, job_id=job_id
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)

@@ -1,0 +1,64 @@
+"""Request and response bodies of the HTTP API (the OpenAPI schema at /docs comes from these)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.contract import MAX_DIGITS, MIN_DIGITS, ErrorCode, OcrJob
+
+
+class OcrRequest(BaseModel):
+    """One captcha: base64 in ``image_base64`` (or the legacy ``text``), raw or as a data URL."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"image_base64": "iVBORw0KGgoAAAANSUhEUgAA...", "digits": 4}]},
+    )
+
+    image_base64: str | None = Field(None, description="The image, raw base64 or data:image/...;base64,...")
+    text: str | None = Field(None, description="Legacy name of image_base64.", deprecated=True)
+    digits: int | None = Field(None, ge=MIN_DIGITS, le=MAX_DIGITS, description="Digits in the captcha (4).")
+    min_confidence: float | None = Field(None, ge=0, le=1, description="Refuse answers less probable.")
+
+    @model_validator(mode="after")
+    def _exactly_one_image(self) -> OcrRequest:
+        if (self.image_base64 is None) == (self.text is None):
+            raise ValueError("send the image in exactly one of 'image_base64' or 'text'")
+        return self
+
+    def to_job(self) -> OcrJob:
+        image = self.image_base64 if self.image_base64 is not None else self.text
+        return OcrJob(image_base64=image or "", digits=self.digits, min_confidence=self.min_confidence)
+
+
+class OcrResponse(BaseModel):
+    """A captcha read with confidence."""
+
+    number: int = Field(description="The digits as an integer (leading zeros are in text).")
+    text: str
+    confidence: float
+    job_id: str
+    elapsed_ms: float = Field(description="Time from request to answer inside the API.")
+
+
+class RefusalResponse(BaseModel):
+    """Why the captcha was not answered (422)."""
+
+    detail: str
+    error: ErrorCode
+    confidence: float | None = None
+    job_id: str | None = None
+
+
+class UnavailableResponse(BaseModel):
+    """The service cannot answer now (503): Redis away, or no worker answered within the wait limit."""
+
+    detail: str
+    job_id: str | None = None
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(description="ok, or degraded when Redis or the workers are missing.")
+    redis: bool
+    workers: int
+    queue_depth: int | None = None

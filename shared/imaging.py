@@ -1,0 +1,107 @@
+"""Turn the base64 text a client sends into a decoded image, within the configured limits.
+
+The API runs it to refuse bad input before anything is queued; the worker runs it again because it
+cannot trust what a crawler put on the queue.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from shared.contract import ErrorCode, InputError
+from shared.settings import Settings
+
+_WHITESPACE = re.compile(r"\s+")
+_BASE64_CHARS = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+MIN_IMAGE_SIDE = 8
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """The input limits from :class:`Settings`, in one small value the decoder needs."""
+
+    max_image_bytes: int
+    max_image_side: int
+    max_image_pixels: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageLimits:
+        return cls(settings.max_image_bytes, settings.max_image_side, settings.max_image_pixels)
+
+
+def decode_base64(text: str, limits: ImageLimits) -> bytes:
+    """Return the bytes of raw base64 or of a ``data:image/...;base64,`` URL.
+
+    Line breaks and spaces are ignored (MIME base64 wraps lines) and the URL-safe alphabet is accepted;
+    anything else that is not base64 is refused with the reason.
+    """
+    text = text.strip()
+    if not text:
+        raise InputError(ErrorCode.EMPTY_INPUT, "empty input: no image data")
+    if text.startswith("data:"):
+        text = _data_url_payload(text)
+    text = _WHITESPACE.sub("", text).replace("-", "+").replace("_", "/")
+    if not text:
+        raise InputError(ErrorCode.EMPTY_INPUT, "empty input: the data URL holds no image data")
+    if len(text) > (limits.max_image_bytes * 4) // 3 + 4:
+        raise InputError(ErrorCode.IMAGE_TOO_LARGE, f"image too large: over {limits.max_image_bytes} bytes")
+    if not _BASE64_CHARS.fullmatch(text):
+        raise InputError(ErrorCode.MALFORMED_BASE64, "malformed base64: characters outside the alphabet")
+    if len(text) % 4:
+        raise InputError(ErrorCode.MALFORMED_BASE64, "malformed base64: wrong length or padding")
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise InputError(ErrorCode.MALFORMED_BASE64, f"malformed base64: {exc}") from exc
+
+
+def _data_url_payload(url: str) -> str:
+    header, comma, payload = url.partition(",")
+    if not comma:
+        raise InputError(ErrorCode.MALFORMED_DATA_URL, "malformed data URL: no comma before the data")
+    mime, _, encoding = header[len("data:") :].partition(";")
+    if not mime.lower().startswith("image/"):
+        raise InputError(ErrorCode.MALFORMED_DATA_URL, f"data URL type {mime or 'missing'!r} is not an image")
+    if encoding.lower() != "base64":
+        raise InputError(ErrorCode.MALFORMED_DATA_URL, "malformed data URL: only ;base64 data is accepted")
+    return payload
+
+
+def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
+    """Decode image bytes, checking the size from the header before any pixel is decoded."""
+    if len(data) > limits.max_image_bytes:
+        raise InputError(ErrorCode.IMAGE_TOO_LARGE, f"image too large: over {limits.max_image_bytes} bytes")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(ErrorCode.IMAGE_TOO_LARGE, f"image too large: {exc}") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(ErrorCode.NOT_AN_IMAGE, "not a decodable image") from exc
+    width, height = image.size
+    if max(width, height) > limits.max_image_side or width * height > limits.max_image_pixels:
+        raise InputError(
+            ErrorCode.IMAGE_TOO_LARGE,
+            f"image too large: {width}x{height} pixels (limits: side {limits.max_image_side}, "
+            f"{limits.max_image_pixels} pixels)",
+        )
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise InputError(ErrorCode.IMAGE_TOO_SMALL, f"image too small: {width}x{height} pixels")
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(ErrorCode.NOT_AN_IMAGE, f"not a decodable image: {exc}") from exc
+    return image
+
+
+def decode_image(text: str, limits: ImageLimits) -> Image.Image:
+    """Base64 text (raw or data URL) to a loaded image, or an :class:`InputError` saying why not."""
+    return open_image(decode_base64(text, limits), limits)

@@ -1,0 +1,43 @@
+"""The RQ queue every producer uses: the API, crawlers and the benchmarks.
+
+Jobs are JSON-serialized (never pickle: a worker must not unpickle what a client wrote) and carry short
+TTLs, so neither results nor failures (which hold the job's arguments, the image included) pile up.
+"""
+
+from __future__ import annotations
+
+import math
+
+from redis import Redis
+from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from shared.contract import JOB_FUNCTION, OcrJob
+from shared.settings import Settings
+
+
+def connect(settings: Settings) -> Redis:
+    """A Redis client that fails fast when the server is away, instead of hanging a request."""
+    return Redis.from_url(
+        settings.effective_redis_url,
+        socket_connect_timeout=settings.redis_timeout_s,
+        health_check_interval=30,
+    )
+
+
+def make_queue(connection: Redis, settings: Settings) -> Queue:
+    """The captcha queue, with the JSON serializer the workers expect."""
+    return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+
+
+def enqueue_read(queue: Queue, job: OcrJob, settings: Settings, wait_s: float | None = None) -> Job:
+    """Enqueue one captcha; with ``wait_s`` the job is dropped if no worker took it by then."""
+    return queue.enqueue(
+        JOB_FUNCTION,
+        kwargs=job.model_dump(exclude_none=True),
+        result_ttl=settings.result_ttl_s,
+        failure_ttl=settings.failure_ttl_s,
+        job_timeout=settings.job_timeout_s,
+        ttl=math.ceil(wait_s) if wait_s else None,
+    )

@@ -1,0 +1,98 @@
+"""The one settings object of CaptchaOCR, read from the environment (prefix ``CAPTCHAOCR_``).
+
+Every process (API, worker, dashboard launcher, ``eco.config.js`` through ``python -m shared.settings``)
+reads the same object, so a knob is defined and documented once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Knobs of the service; each one is listed in the README's settings table."""
+
+    model_config = SettingsConfigDict(env_prefix="CAPTCHAOCR_", extra="ignore", frozen=True)
+
+    # Redis and the queue
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REDIS_URL", "CAPTCHAOCR_REDIS_URL"),
+        description="Redis to use; unset means the start command runs an embedded one.",
+    )
+    embedded_redis_port: int = Field(6390, description="Port of the embedded Redis (127.0.0.1 only).")
+    queue_name: str = Field("captchaocr", description="RQ queue the API and crawlers enqueue on.")
+    redis_timeout_s: float = Field(2.0, description="Connect/read timeout of Redis commands.")
+
+    # HTTP API
+    host: str = Field("127.0.0.1", description="Address the API binds.")
+    port: int = Field(8000, description="Port the API listens on.")
+    wait_timeout_s: float = Field(10.0, gt=0, description="How long POST /ocr waits for a result: then 503.")
+
+    # Dashboard
+    dashboard_host: str = Field("127.0.0.1", description="Address rq-dashboard binds.")
+    dashboard_port: int = Field(9181, description="Port rq-dashboard listens on.")
+
+    # Workers and the recognizer
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Worker processes.")
+    ort_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per worker.")
+    models: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("common_old", "common"), description="ddddocr ONNX models to read with, comma-separated."
+    )
+    retry_below: float = Field(
+        0.9, ge=0, le=1, description="Confidence under which the recognizer tries more readings."
+    )
+    min_confidence: float = Field(0.5, ge=0, le=1, description="Answers below it are refused (422).")
+    default_digits: int = Field(4, ge=1, le=8, description="Digits in a captcha when a request says none.")
+    job_timeout_s: int = Field(30, ge=1, description="RQ job timeout: a job running longer is killed.")
+    result_ttl_s: int = Field(300, ge=1, description="How long a finished job's result stays in Redis.")
+    failure_ttl_s: int = Field(3600, ge=1, description="How long a failed job stays in the failed registry.")
+
+    # Input limits
+    max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest HTTP request body (413 above).")
+    max_image_bytes: int = Field(2 * 1024 * 1024, description="Largest decoded image file.")
+    max_image_side: int = Field(4096, description="Longest allowed image side in pixels.")
+    max_image_pixels: int = Field(8_000_000, description="Most pixels an image may decode to.")
+
+    # Where the start command keeps Redis data, PM2 state and logs
+    state_dir: Path = Field(PROJECT_ROOT / ".state", description="Folder for embedded Redis data and logs.")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        """Accept ``common_old,common`` from the environment as well as a list."""
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @cached_property
+    def effective_redis_url(self) -> str:
+        """The configured Redis, or the embedded one the start command runs."""
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def embedded_redis(self) -> bool:
+        """True when no Redis is configured, so the stack must start its own."""
+        return self.redis_url is None
+
+
+def main() -> None:
+    """Print the resolved settings as JSON, for ``eco.config.js`` (one source of truth)."""
+    settings = Settings()
+    data = settings.model_dump(mode="json")
+    data["effective_redis_url"] = settings.effective_redis_url
+    data["embedded_redis"] = settings.embedded_redis
+    print(json.dumps(data))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Real processes for the tests: a throwaway Redis on a free port, RQ workers, the API over HTTP.
+
+Nothing here touches the machine's own Redis on 6379: every server gets a free port and is stopped
+by its pid.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from redis import Redis
+
+from shared.embedded_redis import redis_server_binary
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - not ready yet
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def corpus_images(folder: str, count: int) -> list[tuple[str, str]]:
+    """(label, base64) of the first ``count`` images of a corpus folder."""
+    paths = sorted((CORPUS / folder).glob("*.png"))[:count]
+    return [(p.stem.split("_")[1], base64.b64encode(p.read_bytes()).decode()) for p in paths]
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port that keeps nothing on disk."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", "/tmp"]  # fmt: skip
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        wait_until(lambda: Redis.from_url(self.url).ping(), 10, f"redis on {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def client(self) -> Redis:
+        return Redis.from_url(self.url)
+
+
+class ServiceProcess:
+    """One project process (``python -m api`` or ``python -m worker``) with its own environment."""
+
+    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
+        self.module = module
+        self.log_path = log_path
+        full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", module], cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=log
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.alive():
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+class Stack:
+    """Redis + W workers + the API, as separate real processes, driven over HTTP."""
+
+    def __init__(self, tmp: Path, workers: int = 1, **settings: str) -> None:
+        self.tmp = tmp
+        self.redis = RedisServer().start()
+        self.port = free_port()
+        self.env = {
+            "REDIS_URL": self.redis.url,
+            "CAPTCHAOCR_PORT": str(self.port),
+            "CAPTCHAOCR_STATE_DIR": str(tmp),
+            **{f"CAPTCHAOCR_{key.upper()}": value for key, value in settings.items()},
+        }
+        self.workers = [self.start_worker() for _ in range(workers)]
+        self.api = ServiceProcess("api", self.env, tmp / "api.log")
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        wait_until(lambda: self.http.get("/").status_code == 200 or not workers, 60, "the API")
+        wait_until(lambda: self.http.get("/").json()["workers"] == workers, 60, "the workers")
+
+    def start_worker(self) -> ServiceProcess:
+        return ServiceProcess("worker", self.env, self.tmp / "worker.log")
+
+    def ocr(self, **body: object) -> httpx.Response:
+        return self.http.post("/ocr", json=body)
+
+    def close(self) -> None:
+        self.http.close()
+        for process in [self.api, *self.workers]:
+            process.stop()
+        self.redis.stop()

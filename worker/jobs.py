@@ -1,0 +1,33 @@
+"""The job functions workers run. ``read_captcha`` is the stable entry point crawlers enqueue by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.contract import JOB_FUNCTION, ErrorCode, OcrJob, OcrRefusal
+from shared.settings import Settings
+from worker.reading import CaptchaReader
+
+ALLOWED_FUNCTIONS = frozenset({JOB_FUNCTION})
+
+_reader: CaptchaReader | None = None
+
+
+def load_models(settings: Settings) -> CaptchaReader:
+    """Load the recognizer once per process, before the worker takes its first job."""
+    global _reader
+    _reader = CaptchaReader(settings)
+    return _reader
+
+
+def read_captcha(**payload: Any) -> dict[str, Any]:
+    """Read one captcha; the payload is :class:`shared.contract.OcrJob`, the result a plain dict."""
+    try:
+        job = OcrJob.model_validate(payload)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in error.errors())
+        return OcrRefusal(error=ErrorCode.INVALID_JOB, detail=f"invalid job payload: {problems}").model_dump()
+    reader = _reader or load_models(Settings())
+    return reader.read_job(job).model_dump(mode="json")

@@ -1,0 +1,55 @@
+"""Read one captcha end to end inside a worker: re-validate the input, recognise, apply the threshold."""
+
+from __future__ import annotations
+
+import time
+
+from PIL import Image
+
+from shared.contract import ErrorCode, InputError, OcrAnswer, OcrJob, OcrRefusal
+from shared.imaging import ImageLimits, decode_image
+from shared.settings import Settings
+from worker.recognizer import Recognizer
+
+
+class CaptchaReader:
+    """Owns the process's one :class:`Recognizer` (models load once) and the answer policy."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.limits = ImageLimits.from_settings(settings)
+        self.recognizer = Recognizer(
+            models=settings.models, ort_threads=settings.ort_threads, retry_below=settings.retry_below
+        )
+
+    def read_job(self, job: OcrJob) -> OcrAnswer | OcrRefusal:
+        """Answer a job's payload; bad input becomes a refusal, never an exception."""
+        try:
+            image = decode_image(job.image_base64, self.limits)
+        except InputError as error:
+            return error.refusal()
+        return self.read_image(image, job.digits, job.min_confidence)
+
+    def read_image(
+        self, image: Image.Image, digits: int | None = None, min_confidence: float | None = None
+    ) -> OcrAnswer | OcrRefusal:
+        """Recognise a decoded image; refuse the answer when it is less probable than allowed."""
+        digits = digits or self.settings.default_digits
+        threshold = self.settings.min_confidence if min_confidence is None else min_confidence
+        started = time.perf_counter()
+        reading = self.recognizer.read(image, digits)
+        model_ms = round((time.perf_counter() - started) * 1000, 2)
+        confidence = round(reading.confidence, 4)
+        if len(reading.text) != digits:
+            return OcrRefusal(
+                error=ErrorCode.TOO_FEW_DIGITS,
+                detail=f"fewer than {digits} digits found",
+                confidence=confidence,
+            )
+        if reading.confidence < threshold:
+            return OcrRefusal(
+                error=ErrorCode.LOW_CONFIDENCE,
+                detail=f"low confidence: {confidence:.4f} is below {threshold}",
+                confidence=confidence,
+            )
+        return OcrAnswer(number=int(reading.text), text=reading.text, confidence=confidence, model_ms=model_ms)
