@@ -5,12 +5,16 @@ from __future__ import annotations
 import uvicorn
 
 from api.app import create_app
+from shared.logs import configure_logging
 from shared.settings import Settings
 
 
 def main() -> None:
     settings = Settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False)
+    configure_logging()
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.body_limit import BodyLimitMiddleware
 from api.dependencies import Services
+from api.observability import Metrics, observe_request
 from api.routes import router
 from shared.imaging import ImageLimits
 from shared.queue import connect, make_queue
@@ -32,12 +33,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async_redis = AsyncRedis.from_url(
             settings.effective_redis_url, socket_connect_timeout=settings.redis_timeout_s
         )
+        queue = make_queue(redis, settings)
+        metrics = Metrics(queue, redis)
+        app.state.metrics = metrics
         app.state.services = Services(
             settings=settings,
             limits=ImageLimits.from_settings(settings),
             redis=redis,
             async_redis=async_redis,
-            queue=make_queue(redis, settings),
+            queue=queue,
+            metrics=metrics,
         )
         yield
         await async_redis.aclose()
@@ -47,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(router)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
+    app.middleware("http")(observe_request)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
 

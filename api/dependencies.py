@@ -10,6 +10,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from rq import Queue
 
+from api.observability import Metrics
 from shared.imaging import ImageLimits
 from shared.settings import Settings
 
@@ -23,6 +24,7 @@ class Services:
     redis: Redis
     async_redis: AsyncRedis
     queue: Queue
+    metrics: Metrics
 
 
 def get_services(request: Request) -> Services:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.worker import Worker
@@ -42,17 +43,20 @@ def _workers_and_depth(services: Services) -> tuple[int, int]:
     response_model=OcrResponse,
     responses={422: {"model": RefusalResponse}, 503: {"model": UnavailableResponse}},
 )
-async def ocr(request: OcrRequest, services: ServicesDep) -> JSONResponse:
+async def ocr(body: OcrRequest, request: Request, services: ServicesDep) -> JSONResponse:
     """Read one captcha. 422 with the reason when it cannot be read with confidence, 503 when no
     worker answered within the wait limit (the body then holds the job id to look up later)."""
     started = time.perf_counter()
     settings = services.settings
     try:
-        job = await run_in_threadpool(_validate_and_enqueue, request.to_job(), services)
+        job = await run_in_threadpool(_validate_and_enqueue, body.to_job(), services)
     except InputError as error:
+        request.state.outcome = error.code.value
         return _refusal(error.refusal(), job_id=None)
+    request.state.job_id = job.id
     result = await wait_for_result(services.async_redis, job.id, settings.wait_timeout_s)
     if result is None:
+        request.state.outcome = "timeout"
         await run_in_threadpool(_cancel_if_queued, job)
         return JSONResponse(
             UnavailableResponse(
@@ -67,8 +71,12 @@ async def ocr(request: OcrRequest, services: ServicesDep) -> JSONResponse:
             status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     answer = result.return_value
+    services.metrics.observe_result(answer)
     if not answer.get("ok"):
-        return _refusal(OcrRefusal.model_validate(answer), job_id=job.id)
+        refusal = OcrRefusal.model_validate(answer)
+        request.state.outcome = refusal.error.value
+        return _refusal(refusal, job_id=job.id)
+    request.state.outcome = "solved"
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     body = OcrResponse(
         number=answer["number"],
@@ -78,6 +86,13 @@ async def ocr(request: OcrRequest, services: ServicesDep) -> JSONResponse:
         elapsed_ms=elapsed_ms,
     )
     return JSONResponse(body.model_dump())
+
+
+@router.get("/metrics", response_class=Response, include_in_schema=False)
+async def metrics(services: ServicesDep) -> Response:
+    """Prometheus metrics (queue depth and workers are read from Redis now, hence the thread)."""
+    payload = await run_in_threadpool(generate_latest, services.metrics.registry)
+    return Response(payload, media_type=CONTENT_TYPE_LATEST)
 
 
 def _validate_and_enqueue(job: OcrJob, services: Services) -> Job:

@@ -10,6 +10,7 @@ os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
 
 from rq.serializers import JSONSerializer  # noqa: E402
 
+from shared.logs import configure_logging  # noqa: E402
 from shared.queue import connect, make_queue  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from worker.jobs import load_models  # noqa: E402
@@ -20,9 +21,7 @@ log = logging.getLogger("captchaocr.worker")
 
 def main() -> None:
     settings = Settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    # RQ logs two lines per job at INFO: noise at our rate, and time spent on the request path.
-    logging.getLogger("rq.worker").setLevel(logging.WARNING)
+    configure_logging()
     load_models(settings)
     connection = connect(settings)
     queue = make_queue(connection, settings)

@@ -1,0 +1,90 @@
+"""Prometheus metrics and the one log line per request.
+
+Routes name their outcome in ``request.state.outcome`` (``solved``, a 422 cause, ...); a middleware
+turns it, the status and the time into a counter, a latency histogram and a log line without image bytes.
+Queue depth and live workers are read from Redis when Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+
+from fastapi import Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from redis import Redis
+from rq import Queue
+from rq.worker import Worker
+
+log = logging.getLogger("captchaocr.api")
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1, 2, 5, 10)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
+
+
+class Metrics:
+    """The API's metrics, in a registry of their own (one per app, so tests can build several apps)."""
+
+    def __init__(self, queue: Queue, redis: Redis) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "captchaocr_requests", "Requests by route and outcome.", ["route", "outcome"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "captchaocr_request_seconds", "End-to-end time inside the API.", ["route"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.model_time = Histogram(
+            "captchaocr_model_seconds", "Time workers spent reading an image (reported with each result).",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.confidence = Histogram(
+            "captchaocr_confidence", "Confidence of the readings, answered or refused.",
+            buckets=CONFIDENCE_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.registry.register(QueueCollector(queue, redis))
+
+    def observe_result(self, result: dict) -> None:
+        """Record what a worker reported with its result."""
+        if result.get("model_ms") is not None:
+            self.model_time.observe(result["model_ms"] / 1000)
+        if result.get("confidence") is not None:
+            self.confidence.observe(result["confidence"])
+
+
+class QueueCollector(Collector):
+    """Gauges read from Redis at scrape time, so they are right whatever process changed them."""
+
+    def __init__(self, queue: Queue, redis: Redis) -> None:
+        self.queue = queue
+        self.redis = redis
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("captchaocr_queue_depth", "Jobs waiting in the queue.", value=self.queue.count)
+        workers = Worker.count(connection=self.redis, queue=self.queue)
+        yield GaugeMetricFamily("captchaocr_workers_alive", "Workers registered on the queue.", value=workers)
+
+
+async def observe_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """Count, time and log every request (HTTP middleware)."""
+    started = time.perf_counter()
+    response = await call_next(request)
+    elapsed = time.perf_counter() - started
+    route = request.scope.get("route")
+    path = getattr(route, "path", "unmatched")
+    outcome = getattr(request.state, "outcome", None) or str(response.status_code)
+    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.requests.labels(path, outcome).inc()
+        metrics.latency.labels(path).observe(elapsed)
+    log.info(
+        "%s %s %s %s %.1fms job=%s",
+        request.method, path, response.status_code, outcome, elapsed * 1000,
+        getattr(request.state, "job_id", "-"),
+        extra={"route": path, "status": response.status_code, "outcome": outcome,
+               "ms": round(elapsed * 1000, 2), "job_id": getattr(request.state, "job_id", None)},
+    )  # fmt: skip
+    return response

@@ -1,0 +1,40 @@
+"""Metrics move with requests, and every request leaves one log line without image bytes."""
+
+from __future__ import annotations
+
+import re
+
+from tests.support import Stack, corpus_images
+
+LABEL, IMAGE = corpus_images("npm_svg_captcha", 1)[0]
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    match = re.search(rf"^{re.escape(name + labels)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_metrics_count_outcomes_and_timings(stack: Stack) -> None:
+    before = stack.http.get("/metrics").text
+    assert stack.ocr(image_base64=IMAGE).status_code == 200
+    assert stack.ocr(image_base64="%%%").status_code == 422
+    after = stack.http.get("/metrics").text
+    solved = 'captchaocr_requests_total{outcome="solved",route="/ocr"}'
+    refused = 'captchaocr_requests_total{outcome="malformed_base64",route="/ocr"}'
+    assert metric(after, solved) == metric(before, solved) + 1
+    assert metric(after, refused) == metric(before, refused) + 1
+    assert metric(after, "captchaocr_model_seconds_count") == metric(before, "captchaocr_model_seconds_count") + 1
+    assert metric(after, "captchaocr_confidence_count") > metric(before, "captchaocr_confidence_count")
+    assert metric(after, "captchaocr_request_seconds_count", '{route="/ocr"}') >= 2
+    assert metric(after, "captchaocr_workers_alive") == 1
+    assert metric(after, "captchaocr_queue_depth") == 0
+
+
+def test_one_log_line_per_request_without_image_bytes(stack: Stack) -> None:
+    response = stack.ocr(image_base64=IMAGE)
+    job_id = response.json()["job_id"]
+    log = (stack.tmp / "api.log").read_text()
+    lines = [line for line in log.splitlines() if job_id in line]
+    assert len(lines) == 1
+    assert "/ocr 200 solved" in lines[0]
+    assert IMAGE[:40] not in log
