@@ -14,23 +14,36 @@ BLANK = 0
 
 
 def forward_probability(probs: np.ndarray, labels: list[int]) -> float:
-    """Probability of `labels` (class indices >= 1) under `probs` (T, C), summed over alignments."""
-    ext = [BLANK]
-    for label in labels:
-        ext += [label, BLANK]
-    s_len = len(ext)
-    alpha = np.zeros(s_len)
-    alpha[0] = probs[0, BLANK]
-    if s_len > 1:
-        alpha[1] = probs[0, ext[1]]
-    for t in range(1, probs.shape[0]):
-        prev = alpha.copy()
-        for s in range(s_len):
-            total = prev[s] + (prev[s - 1] if s >= 1 else 0.0)
-            if s >= 2 and ext[s] != BLANK and ext[s] != ext[s - 2]:
-                total += prev[s - 2]
-            alpha[s] = total * probs[t, ext[s]]
-    return float(alpha[-1] + (alpha[-2] if s_len > 1 else 0.0))
+    """Probability of `labels` (class indices >= 1) under `probs` (T, C), summed over all alignments."""
+    return float(forward_probabilities(probs, np.array([labels], dtype=np.int64).reshape(1, -1))[0])
+
+
+def forward_probabilities(probs: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """CTC forward algorithm for K label sequences of one length at once: (K, N) -> (K,)."""
+    steps = probs.shape[0]
+    count, length = candidates.shape
+    if steps == 0 or length > steps:
+        return np.zeros(count)
+    ext = np.zeros((count, 2 * length + 1), dtype=np.int64)  # blank, l1, blank, ..., lN, blank
+    ext[:, 1::2] = candidates
+    # A symbol may follow the one two places back (skipping the blank) unless they are equal.
+    skip = np.zeros(ext.shape, dtype=bool)
+    skip[:, 2:] = (ext[:, 2:] != BLANK) & (ext[:, 2:] != ext[:, :-2])
+    alpha = np.zeros(ext.shape)
+    alpha[:, :2] = probs[0, ext[:, :2]]
+    log_scale = np.zeros(count)
+    for t in range(1, steps):
+        moved = alpha.copy()
+        moved[:, 1:] += alpha[:, :-1]
+        moved[:, 2:] += np.where(skip[:, 2:], alpha[:, :-2], 0.0)
+        alpha = moved * probs[t, ext]
+        norm = alpha.max(axis=1)
+        norm[norm <= 0.0] = 1.0  # an impossible sequence stays at 0
+        alpha /= norm[:, None]
+        log_scale += np.log(norm)
+    end = alpha[:, -1] + (alpha[:, -2] if length else 0.0)
+    with np.errstate(divide="ignore"):
+        return np.exp(np.log(end) + log_scale)
 
 
 def decode_fixed_length(probs: np.ndarray, length: int, beam: int = 16) -> tuple[list[int], float]:
@@ -38,10 +51,11 @@ def decode_fixed_length(probs: np.ndarray, length: int, beam: int = 16) -> tuple
 
     `probs` is (T, C) with column 0 the CTC blank and the rows summing to 1 (or
     less, when classes outside the alphabet were dropped). Prefix beam search:
-    each kept prefix carries its exact probability split into "ends in blank"
-    and "ends in its last symbol", so the final scores are exact forward sums;
-    only the pruning to `beam` prefixes is approximate. Returns ([], 0.0) when
-    the lattice is too short to hold `length` symbols.
+    each kept prefix carries its probability split into "ends in blank" and
+    "ends in its last symbol"; the surviving full-length strings are then
+    rescored exactly with the forward algorithm, so only which strings get
+    considered (the pruning to `beam` prefixes) is approximate. Returns
+    ([], 0.0) when the lattice is too short to hold `length` symbols.
     """
     steps, classes = probs.shape
     if length < 1 or steps < length:
@@ -52,7 +66,6 @@ def decode_fixed_length(probs: np.ndarray, length: int, beam: int = 16) -> tuple
     last = np.full(1, -1, dtype=np.int64)
     p_blank = np.ones(1)
     p_sym = np.zeros(1)
-    log_scale = 0.0
     for t in range(steps):
         row = probs[t]
         p_all = p_blank + p_sym
@@ -85,18 +98,17 @@ def decode_fixed_length(probs: np.ndarray, length: int, beam: int = 16) -> tuple
             return [], 0.0
         keys, lens, last = keys[keep], lens[keep], last[keep]
         p_blank, p_sym = p_blank[keep], p_sym[keep]
-        # Rescale so long lattices do not underflow; remember the factor.
+        # Rescale so long lattices do not underflow (only the ranking matters here).
         norm = float((p_blank + p_sym).max())
         p_blank, p_sym = p_blank / norm, p_sym / norm
-        log_scale += np.log(norm)
-    total = p_blank + p_sym
-    total[lens != length] = 0.0
-    best = int(np.argmax(total))
-    if total[best] <= 0.0:
+    complete = np.flatnonzero(lens == length)
+    if complete.size == 0:
         return [], 0.0
-    seq: list[int] = []
-    key = int(keys[best])
-    while key:
-        key, digit = divmod(key, classes)
-        seq.append(digit)
-    return seq[::-1], float(np.exp(np.log(total[best]) + log_scale))
+    # The beam under-counts a prefix whose paths were pruned earlier: rescore exactly.
+    candidates = np.zeros((complete.size, length), dtype=np.int64)
+    codes = keys[complete].copy()
+    for position in range(length - 1, -1, -1):
+        codes, candidates[:, position] = np.divmod(codes, classes)
+    scores = forward_probabilities(probs, candidates)
+    best = int(np.argmax(scores))
+    return [int(label) for label in candidates[best]], float(scores[best])

@@ -18,11 +18,10 @@ from ddddocr.models.charset_manager import CharsetManager
 from PIL import Image
 
 from worker.ctc import decode_fixed_length
-from worker.normalise import NORMALISATIONS
+from worker.normalise import LOOKS, VIEWS, Page, prepare, to_model_input
 
 DIGITS = "0123456789"
-# Below this confidence the service refuses to answer (422); chosen on the corpus.
-DEFAULT_MIN_CONFIDENCE = 0.5
+BEAM = 32  # prefix beam width: 16 -> 32 reads 0.3% more images right for +0.2 ms
 # Model file stem -> (old, beta) flags of ddddocr's charset manager.
 _CHARSET_FLAGS = {"common_old": (True, False), "common": (False, True)}
 
@@ -64,10 +63,16 @@ class _Model:
 
 
 class Recognizer:
-    """Reads digit captchas; thread-compatible but meant as one per worker process."""
+    """Reads digit captchas; meant as one per worker process (sessions load once).
 
-    def __init__(self, models: tuple[str, ...] = ("common_old", "common"),
-                 ort_threads: int = 1, retry_below: float = 0.9) -> None:
+    Defaults from measurements on the corpus: the second model ("common") adds
+    about one point of accuracy, no answered-rate, ~70 MB of RSS and doubles the
+    retry cost, so one model is the default; retrying below 0.5 gains as much as
+    retrying everything for half the time.
+    """
+
+    def __init__(self, models: tuple[str, ...] = ("common_old",),
+                 ort_threads: int = 1, retry_below: float = 0.5) -> None:
         unknown = [m for m in models if m not in _CHARSET_FLAGS]
         if not models or unknown:
             raise ValueError(f"models must be a non-empty subset of {sorted(_CHARSET_FLAGS)}")
@@ -75,25 +80,33 @@ class Recognizer:
         self.retry_below = retry_below
 
     def read(self, image: Image.Image, digits: int = 4) -> Reading:
-        """The most probable string of exactly `digits` digits, with its probability."""
+        """The most probable string of exactly `digits` digits, with its probability.
+
+        The first look of the first model answers when it is sure; otherwise every
+        (model, look) is read and the most probable answer is kept.
+        """
         if not 1 <= digits <= 8:
             raise ValueError("digits must be between 1 and 8")
-        best = self._read_one(self.models[0], "standard", image, digits)
+        page = prepare(image)
+        views: dict[str, np.ndarray] = {}
+        plan = [(model, look) for model in self.models for look in LOOKS]
+        best = self._read_one(*plan[0], page, views, digits)
         if best.confidence >= self.retry_below:
             return best
-        for model in self.models:
-            for normalisation in NORMALISATIONS:
-                if (model, normalisation) == (self.models[0], "standard"):
-                    continue
-                reading = self._read_one(model, normalisation, image, digits)
-                if reading.confidence > best.confidence:
-                    best = reading
+        for model, look in plan[1:]:
+            reading = self._read_one(model, look, page, views, digits)
+            if reading.confidence > best.confidence:
+                best = reading
         return best
 
-    def _read_one(self, model: _Model, normalisation: str, image: Image.Image,
-                  digits: int) -> Reading:
-        batch = NORMALISATIONS[normalisation](image, digits)
-        labels, probability = decode_fixed_length(model.digit_probabilities(batch), digits)
+    def _read_one(self, model: _Model, look: tuple[str, float], page: Page,
+                  views: dict[str, np.ndarray], digits: int) -> Reading:
+        view, stretch = look
+        if view not in views:
+            views[view] = VIEWS[view](page)
+        batch = to_model_input(views[view], digits, stretch)
+        labels, probability = decode_fixed_length(model.digit_probabilities(batch), digits, beam=BEAM)
+        normalisation = view if stretch == 1.0 else f"{view}*{stretch:g}"
         if len(labels) != digits:
             return Reading("0" * digits, 0.0, model.name, normalisation)
         text = "".join(DIGITS[label - 1] for label in labels)

@@ -1,0 +1,200 @@
+"""Accuracy/latency benchmark of the Recognizer against the ddddocr baseline.
+
+Usage (from the project root):
+    python -m bench.accuracy ../shared/corpus [--limit N] [--markdown out.md]
+                             [--plot out.png] [--min-confidence X]
+
+The folder holds `<index>_<label>.png` files, or folders of them. The baseline
+is what the product started from: ddddocr 1.6.1's default model through
+`classification()` plus "first 4 digits of the text" (None when fewer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from shared.settings import Settings
+from worker.recognizer import Recognizer
+
+_NAME = re.compile(r"^\d+_(\d+)\.png$")
+
+
+@dataclass
+class FolderResult:
+    """Per-image outcomes of one folder, for both readers."""
+
+    name: str
+    labels: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    baseline_texts: list[str | None] = field(default_factory=list)
+    baseline_seconds: list[float] = field(default_factory=list)
+
+    def merge(self, other: "FolderResult") -> None:
+        for key in ("labels", "texts", "confidences", "seconds", "baseline_texts", "baseline_seconds"):
+            getattr(self, key).extend(getattr(other, key))
+
+
+def labelled_folders(root: Path) -> list[tuple[str, list[tuple[Path, str]]]]:
+    """The folder itself if it holds labelled PNGs, else each sub-folder that does."""
+    folders = [root] + sorted(p for p in root.iterdir() if p.is_dir())
+    found = []
+    for folder in folders:
+        files = [(p, m.group(1)) for p in sorted(folder.glob("*.png")) if (m := _NAME.match(p.name))]
+        if files:
+            found.append((folder.name, files))
+    return found
+
+
+def baseline_reader():
+    """ddddocr's own classification(), imported lazily: it is only the reference."""
+    import ddddocr
+
+    ocr = ddddocr.DdddOcr(show_ad=False)
+
+    def read(data: bytes, digits: int) -> str | None:
+        found = re.sub(r"\D", "", ocr.classification(data))
+        return found[:digits] if len(found) >= digits else None
+
+    return read
+
+
+def run(root: Path, limit: int | None, recognizer: Recognizer) -> list[FolderResult]:
+    """Read every image with both readers, timing each read (decoding the PNG included)."""
+    baseline = baseline_reader()
+    folders = [(name, files[:limit] if limit else files) for name, files in labelled_folders(root)]
+    results = []
+    with tqdm(total=sum(len(files) for _, files in folders), unit="img") as bar:
+        for name, files in folders:
+            result = FolderResult(name)
+            for path, label in files:
+                data = path.read_bytes()
+                digits = len(label)
+                start = time.perf_counter()
+                reading = recognizer.read(Image.open(io.BytesIO(data)), digits)
+                result.seconds.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                result.baseline_texts.append(baseline(data, digits))
+                result.baseline_seconds.append(time.perf_counter() - start)
+                result.labels.append(label)
+                result.texts.append(reading.text)
+                result.confidences.append(reading.confidence)
+                bar.update()
+            results.append(result)
+    return results
+
+
+def summary_row(result: FolderResult, min_confidence: float) -> list[str]:
+    """Table cells: images, accuracy, answered, precision, ms, baseline accuracy, baseline ms."""
+    labels = np.array(result.labels)
+    right = np.array(result.texts) == labels
+    answered = np.array(result.confidences) >= min_confidence
+    precision = f"{right[answered].mean():.3f}" if answered.any() else "-"
+    baseline_right = np.array([t == l for t, l in zip(result.baseline_texts, result.labels)])
+    return [result.name, str(labels.size), f"{right.mean():.3f}", f"{answered.mean():.3f}", precision,
+            f"{1000 * np.mean(result.seconds):.1f}", f"{baseline_right.mean():.3f}",
+            f"{1000 * np.mean(result.baseline_seconds):.1f}"]
+
+
+HEADER = ["folder", "images", "accuracy", "answered", "precision", "ms/img",
+          "baseline acc", "baseline ms/img"]
+
+
+def table(results: list[FolderResult], min_confidence: float) -> list[list[str]]:
+    """One row per folder, then the mean of folder accuracies and the pooled 'all' row."""
+    everything = FolderResult("all")
+    for result in results:
+        everything.merge(result)
+    rows = [summary_row(r, min_confidence) for r in results]
+    means = [np.mean([float(row[i]) for row in rows]) for i in (2, 6)]
+    rows.append(["mean of folders", "", f"{means[0]:.3f}", "", "", "", f"{means[1]:.3f}", ""])
+    rows.append(summary_row(everything, min_confidence))
+    return rows
+
+
+def threshold_for(results: list[FolderResult], precision: float = 0.98) -> tuple[float, float]:
+    """Lowest confidence threshold whose answered images (all folders) reach `precision`,
+    and the answered rate there: the basis for choosing min_confidence."""
+    confidence = np.concatenate([r.confidences for r in results])
+    right = np.concatenate([np.array(r.texts) == np.array(r.labels) for r in results])
+    order = np.argsort(-confidence, kind="stable")
+    running = np.cumsum(right[order]) / np.arange(1, order.size + 1)
+    reached = np.flatnonzero(running >= precision)
+    if reached.size == 0:
+        return 1.0, 0.0
+    last = int(reached.max())
+    return float(confidence[order[last]]), (last + 1) / order.size
+
+
+def markdown(rows: list[list[str]], min_confidence: float, threshold: tuple[float, float]) -> str:
+    lines = [f"min_confidence = {min_confidence}; pooled precision >= 0.98 holds down to a threshold of "
+             f"{threshold[0]:.4f} (answering {threshold[1]:.3f} of all images)", "", "| " + " | ".join(HEADER) + " |",
+             "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[FolderResult], path: Path, min_confidence: float) -> None:
+    """Precision against answered rate as the confidence threshold sweeps, per folder and all."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    everything = FolderResult("all")
+    for result in results:
+        everything.merge(result)
+    figure, axes = plt.subplots(figsize=(8, 6))
+    axes.set_prop_cycle(color=plt.get_cmap("tab10").colors)
+    for result in results + [everything]:
+        confidence = np.array(result.confidences)
+        right = np.array(result.texts) == np.array(result.labels)
+        order = np.argsort(-confidence, kind="stable")
+        hits = np.cumsum(right[order])
+        count = np.arange(1, order.size + 1)
+        style = {"color": "black", "linewidth": 2.5} if result is everything else {}
+        (line,) = axes.plot(count / order.size, hits / count, label=result.name, **style)
+        at = confidence >= min_confidence
+        if at.any():
+            axes.plot([at.mean()], [right[at].mean()], "o", color=line.get_color())
+    axes.set_xlabel("answered rate (confidence >= threshold)")
+    axes.set_ylabel("precision (accuracy of the answered)")
+    axes.set_title(f"Precision vs answered rate; dots at min_confidence={min_confidence}")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", type=Path, help="folder of <index>_<label>.png files, or of such folders")
+    parser.add_argument("--limit", type=int, default=None, help="first N images of each folder")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--plot", type=Path, default=None, help="PNG of precision vs answered rate")
+    parser.add_argument("--min-confidence", type=float, default=Settings().min_confidence)
+    args = parser.parse_args()
+
+    settings = Settings()
+    recognizer = Recognizer(settings.models, settings.ort_threads, settings.retry_below)
+    results = run(args.root, args.limit, recognizer)
+    text = markdown(table(results, args.min_confidence), args.min_confidence, threshold_for(results))
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text)
+    if args.plot:
+        plot(results, args.plot, args.min_confidence)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The Recognizer end to end, on a few real captchas and on images it must refuse."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from worker import normalise
+from worker.ctc import decode_fixed_length
+from worker.recognizer import BEAM, Recognizer
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "npm_svg_captcha"
+READ_RIGHT = ["0000_2810.png", "0001_9586.png", "0002_8481.png", "0006_0498.png", "0011_5077.png"]
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer()
+
+
+def corpus_image(name: str) -> Image.Image:
+    if not (CORPUS / name).exists():
+        pytest.skip(f"corpus not found beside the project: {CORPUS}")
+    return Image.open(CORPUS / name)
+
+
+@pytest.mark.parametrize("name", READ_RIGHT)
+def test_reads_corpus_captchas(recognizer, name):
+    reading = recognizer.read(corpus_image(name))
+    assert reading.text == name[5:9]
+    assert 0.5 < reading.confidence <= 1.0
+
+
+def test_a_blank_white_image_is_refused(recognizer):
+    reading = recognizer.read(Image.new("RGB", (160, 60), "white"))
+    assert len(reading.text) == 4 and reading.text.isdigit()
+    assert reading.confidence < 0.5
+
+
+@pytest.mark.parametrize("digits", [1, 6, 8])
+def test_answers_have_the_requested_number_of_digits(recognizer, digits):
+    reading = recognizer.read(corpus_image(READ_RIGHT[0]), digits=digits)
+    assert len(reading.text) == digits and reading.text.isdigit()
+    assert 0.0 <= reading.confidence <= 1.0
+
+
+def test_the_right_length_is_far_more_probable_than_a_wrong_one(recognizer):
+    image = corpus_image(READ_RIGHT[0])
+    assert recognizer.read(image, digits=6).confidence < 0.1 * recognizer.read(image, digits=4).confidence
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "L", "CMYK", "I;16", "LA", "1"])
+def test_any_mode_is_read(recognizer, mode):
+    image = corpus_image(READ_RIGHT[1]).convert("L")
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(image).astype("<u2") * 257)
+    else:
+        image = image.convert(mode)
+    assert recognizer.read(image).text == READ_RIGHT[1][5:9]
+
+
+def test_transparent_light_on_dark_captcha_is_read(recognizer):
+    """Light digits on a transparent canvas: flattened onto black, then inverted."""
+    grey = np.asarray(corpus_image(READ_RIGHT[2]).convert("L"))
+    rgba = np.zeros(grey.shape + (4,), dtype=np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = 255 - grey  # ink opaque, paper transparent
+    assert recognizer.read(Image.fromarray(rgba, "RGBA")).text == READ_RIGHT[2][5:9]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (4000, 1500)])
+def test_tiny_and_huge_images_give_an_answer(recognizer, size):
+    reading = recognizer.read(Image.new("RGB", size, "white"))
+    assert len(reading.text) == 4 and reading.text.isdigit() and 0.0 <= reading.confidence <= 1.0
+
+
+def test_digits_out_of_range_are_rejected(recognizer):
+    with pytest.raises(ValueError):
+        recognizer.read(Image.new("RGB", (10, 10)), digits=9)
+
+
+def test_single_model_without_retry_makes_one_standard_reading():
+    fast = Recognizer(models=("common_old",), retry_below=0.0)
+    reading = fast.read(Image.new("RGB", (160, 60), "white"))  # unsure, yet no second look
+    assert (reading.model, reading.normalisation) == ("common_old", "standard")
+
+
+def test_retry_keeps_the_most_probable_reading(recognizer):
+    image = corpus_image(READ_RIGHT[3])
+    page, model = normalise.prepare(image), recognizer.models[0]
+    every_look = [decode_fixed_length(model.digit_probabilities(
+        normalise.to_model_input(normalise.VIEWS[view](page), 4, stretch)), 4, beam=BEAM)[1]
+        for view, stretch in normalise.LOOKS]
+    retried = Recognizer(models=("common_old",), retry_below=1.1).read(image)
+    assert retried.confidence == pytest.approx(max(every_look))
+
+
+def test_unknown_model_is_rejected():
+    with pytest.raises(ValueError):
+        Recognizer(models=("nope",))
