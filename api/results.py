@@ -6,6 +6,8 @@ blocks a thread and counts whole seconds, which is why the API reads the stream 
 
 from __future__ import annotations
 
+import time
+
 from redis.asyncio import Redis as AsyncRedis
 from rq.results import Result
 from rq.serializers import JSONSerializer
@@ -13,10 +15,30 @@ from rq.serializers import JSONSerializer
 
 async def wait_for_result(connection: AsyncRedis, job_id: str, timeout_s: float) -> Result | None:
     """The job's first result, or None if none arrives within ``timeout_s``."""
-    key = Result.get_key(job_id)
-    response = await connection.xread({key: "0-0"}, count=1, block=max(1, int(timeout_s * 1000)))
-    if not response:
-        return None
-    _stream, entries = response[0]
-    result_id, payload = entries[0]
-    return Result.restore(job_id, result_id.decode(), payload, connection=None, serializer=JSONSerializer)
+    return (await wait_for_results(connection, [job_id], timeout_s)).get(job_id)
+
+
+async def wait_for_results(connection: AsyncRedis, job_ids: list[str], timeout_s: float) -> dict[str, Result]:
+    """The first result of each job that has one within ``timeout_s``, by job id.
+
+    One XREAD watches every pending stream at once (one connection, however many jobs): it returns as
+    soon as any of them has a result, and the loop goes on for the rest until the deadline.
+    """
+    deadline = time.monotonic() + timeout_s
+    streams = {Result.get_key(job_id): job_id for job_id in job_ids}
+    found: dict[str, Result] = {}
+    while len(found) < len(streams):
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms < 1:
+            break
+        pending = {key: "0-0" for key, job_id in streams.items() if job_id not in found}
+        response = await connection.xread(pending, count=1, block=remaining_ms)
+        if not response:
+            break
+        for stream, entries in response:
+            job_id = streams[stream.decode()]
+            result_id, payload = entries[0]
+            found[job_id] = Result.restore(
+                job_id, result_id.decode(), payload, connection=None, serializer=JSONSerializer
+            )
+    return found

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.worker import Worker
@@ -102,9 +103,13 @@ def _validate_and_enqueue(job: OcrJob, services: Services) -> Job:
 
 
 def _cancel_if_queued(job: Job) -> None:
-    """A job nobody waits for any more must not cost a worker an inference."""
-    if job.get_status(refresh=True) == JobStatus.QUEUED:
-        job.cancel()
+    """A job nobody waits for any more must not cost a worker an inference. Its TTL is the wait limit,
+    so it may already be gone from Redis (or be cancelled meanwhile): then there is nothing to cancel."""
+    try:
+        if job.get_status(refresh=True) == JobStatus.QUEUED:
+            job.cancel()
+    except (InvalidJobOperation, NoSuchJobError):
+        pass
 
 
 def _refusal(refusal: OcrRefusal, job_id: str | None) -> JSONResponse:

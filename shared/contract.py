@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 JOB_FUNCTION = "worker.jobs.read_captcha"
 MIN_DIGITS = 1
@@ -40,6 +40,16 @@ class OcrJob(BaseModel):
     image_base64: str = Field(description="The image as raw base64 or a data URL.")
     digits: int | None = Field(None, ge=MIN_DIGITS, le=MAX_DIGITS, description="Digits to read (default 4).")
     min_confidence: float | None = Field(None, ge=0, le=1, description="Refuse answers less probable.")
+    max_digits: int | None = Field(
+        None, ge=MIN_DIGITS, le=MAX_DIGITS,
+        description="When set, read every length from digits to max_digits and keep the most probable.",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _digit_range(self) -> OcrJob:
+        if self.max_digits is not None and (self.digits is None or self.max_digits < self.digits):
+            raise ValueError("max_digits needs digits, and must not be below it")
+        return self
 
 
 class OcrAnswer(BaseModel):

@@ -11,6 +11,7 @@ import math
 from redis import Redis
 from rq import Queue
 from rq.job import Job
+from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from shared.contract import JOB_FUNCTION, OcrJob
@@ -31,13 +32,27 @@ def make_queue(connection: Redis, settings: Settings) -> Queue:
     return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
 
 
-def enqueue_read(queue: Queue, job: OcrJob, settings: Settings, wait_s: float | None = None) -> Job:
+def enqueue_read(
+    queue: Queue, job: OcrJob, settings: Settings, wait_s: float | None = None, job_id: str | None = None
+) -> Job:
     """Enqueue one captcha; with ``wait_s`` the job is dropped if no worker took it by then."""
-    return queue.enqueue(
+    return queue.enqueue_many([_read_data(job, settings, wait_s, job_id)])[0]
+
+
+def enqueue_reads(queue: Queue, jobs: list[OcrJob], settings: Settings, wait_s: float | None = None) -> list[Job]:
+    """Enqueue many captchas in one Redis round trip, so idle workers share them at once."""
+    if not jobs:
+        return []
+    return queue.enqueue_many([_read_data(job, settings, wait_s) for job in jobs])
+
+
+def _read_data(job: OcrJob, settings: Settings, wait_s: float | None, job_id: str | None = None) -> EnqueueData:
+    return Queue.prepare_data(
         JOB_FUNCTION,
         kwargs=job.model_dump(exclude_none=True),
         result_ttl=settings.result_ttl_s,
         failure_ttl=settings.failure_ttl_s,
-        job_timeout=settings.job_timeout_s,
+        timeout=settings.job_timeout_s,
         ttl=math.ceil(wait_s) if wait_s else None,
+        job_id=job_id,
     )

@@ -28,19 +28,31 @@ class CaptchaReader:
             image = decode_image(job.image_base64, self.limits)
         except InputError as error:
             return error.refusal()
-        return self.read_image(image, job.digits, job.min_confidence)
+        return self.read_image(image, job.digits, job.min_confidence, job.max_digits)
 
     def read_image(
-        self, image: Image.Image, digits: int | None = None, min_confidence: float | None = None
+        self,
+        image: Image.Image,
+        digits: int | None = None,
+        min_confidence: float | None = None,
+        max_digits: int | None = None,
     ) -> OcrAnswer | OcrRefusal:
-        """Recognise a decoded image; refuse the answer when it is less probable than allowed."""
+        """Recognise a decoded image; refuse the answer when it is less probable than allowed.
+
+        With ``max_digits`` the length is unknown: every length from ``digits`` to ``max_digits`` is read
+        and the most probable string wins (the scores are probabilities of whole strings, so they compare).
+        """
         digits = digits or self.settings.default_digits
+        max_digits = max(max_digits or digits, digits)
         threshold = self.settings.min_confidence if min_confidence is None else min_confidence
         started = time.perf_counter()
-        reading = self.recognizer.read(image, digits)
+        reading = max(
+            (self.recognizer.read(image, length) for length in range(digits, max_digits + 1)),
+            key=lambda candidate: candidate.confidence,
+        )
         model_ms = round((time.perf_counter() - started) * 1000, 2)
         confidence = round(reading.confidence, 4)
-        if len(reading.text) != digits:
+        if not digits <= len(reading.text) <= max_digits:
             return OcrRefusal(
                 error=ErrorCode.TOO_FEW_DIGITS,
                 detail=f"fewer than {digits} digits found",

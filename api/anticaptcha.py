@@ -1,0 +1,123 @@
+"""An Anti-Captcha-compatible task API, so crawlers in any language keep their solver client code.
+
+``POST /createTask`` -> ``POST /getTaskResult`` until ``ready``; plus ``/getBalance`` and
+``/reportIncorrectImageCaptcha``. Like the paid service, every answer is HTTP 200 and errors are
+``{errorId, errorCode, errorDescription}`` bodies: client libraries read ``errorId``, not the status.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from api.anticaptcha_schemas import (
+    AntiCaptchaError,
+    AntiCaptchaFailure,
+    BalanceRequest,
+    BalanceResponse,
+    CreateTaskRequest,
+    CreateTaskResponse,
+    ReportResponse,
+    TaskRequest,
+    TaskResultResponse,
+)
+from api.anticaptcha_tasks import create_task, task_result
+from api.dependencies import ServicesDep
+from api.reports import report_incorrect
+from shared.settings import Settings
+
+BALANCE = 1_000_000.0  # self-hosted: reading costs nothing, so the balance never runs out
+# A request that is not even a JSON object lacks the one field each method cannot do without.
+_UNREADABLE_REQUEST = {
+    "/createTask": AntiCaptchaError.ERROR_TASK_ABSENT,
+    "/getTaskResult": AntiCaptchaError.ERROR_NO_SUCH_CAPCHA_ID,
+    "/reportIncorrectImageCaptcha": AntiCaptchaError.ERROR_NO_SUCH_CAPCHA_ID,
+    "/getBalance": AntiCaptchaError.ERROR_KEY_DOES_NOT_EXIST,
+}
+
+
+class AntiCaptchaRoute(APIRoute):
+    """Turns request validation errors and :class:`AntiCaptchaFailure` into the protocol's error body."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                failure = _validation_failure(exc, self.path)
+            except AntiCaptchaFailure as exc:
+                failure = exc
+            request.state.outcome = failure.error.name
+            return JSONResponse(failure.body())
+
+        return route_handler
+
+
+def _validation_failure(exc: RequestValidationError, path: str) -> AntiCaptchaFailure:
+    """The protocol error naming the first invalid field."""
+    error = exc.errors()[0]
+    loc = [part for part in error["loc"][1:] if isinstance(part, str)]  # field names below "body"
+    where = ".".join(loc) or "request"
+    description = f"{where}: {error['msg']}"
+    if loc[:1] == ["clientKey"]:
+        return AntiCaptchaFailure(AntiCaptchaError.ERROR_KEY_DOES_NOT_EXIST, description)
+    if loc[:1] == ["taskId"]:
+        return AntiCaptchaFailure(AntiCaptchaError.ERROR_NO_SUCH_CAPCHA_ID, description)
+    if loc[:1] == ["task"] and len(loc) > 1:
+        return AntiCaptchaFailure(AntiCaptchaError.ERROR_TASK_NOT_SUPPORTED, description)
+    if loc[:1] == ["task"]:
+        return AntiCaptchaFailure(AntiCaptchaError.ERROR_TASK_ABSENT, description)
+    return AntiCaptchaFailure(_UNREADABLE_REQUEST[path], description)
+
+
+def authorize(settings: Settings, client_key: str | None) -> None:
+    """Accept any key when none is configured, else only a configured one (constant-time comparison)."""
+    if not settings.api_keys:
+        return
+    given = (client_key or "").encode()
+    # A list, not a generator: every key is compared, so timing does not tell which one nearly matched.
+    if not any([hmac.compare_digest(given, key.encode()) for key in settings.api_keys]):
+        raise AntiCaptchaFailure(AntiCaptchaError.ERROR_KEY_DOES_NOT_EXIST, "clientKey is not a key of this service")
+
+
+router = APIRouter(route_class=AntiCaptchaRoute, tags=["Anti-Captcha task API"])
+
+
+@router.post("/createTask", response_model=CreateTaskResponse)
+async def create_task_route(body: CreateTaskRequest, services: ServicesDep) -> CreateTaskResponse:
+    """Queue an ImageToTextTask; poll ``/getTaskResult`` with the returned ``taskId``."""
+    authorize(services.settings, body.clientKey)
+    if body.task is None:
+        raise AntiCaptchaFailure(AntiCaptchaError.ERROR_TASK_ABSENT, "the request has no task")
+    task_id = await run_in_threadpool(create_task, services, body.task)
+    return CreateTaskResponse(taskId=task_id)
+
+
+@router.post("/getTaskResult", response_model=TaskResultResponse, response_model_exclude_none=True)
+async def get_task_result_route(body: TaskRequest, services: ServicesDep) -> TaskResultResponse:
+    """``processing`` until a worker read the image, then ``ready`` with ``solution.text``."""
+    authorize(services.settings, body.clientKey)
+    return await run_in_threadpool(task_result, services, body.taskId)
+
+
+@router.post("/getBalance", response_model=BalanceResponse)
+async def get_balance_route(services: ServicesDep, body: BalanceRequest | None = None) -> BalanceResponse:
+    """A constant large balance: clients that check it before working keep working."""
+    authorize(services.settings, body.clientKey if body else None)
+    return BalanceResponse(balance=BALANCE)
+
+
+@router.post("/reportIncorrectImageCaptcha", response_model=ReportResponse)
+async def report_incorrect_route(body: TaskRequest, services: ServicesDep) -> ReportResponse:
+    """Count a wrong answer (once per task) and, when the operator enabled it, keep the image."""
+    authorize(services.settings, body.clientKey)
+    await run_in_threadpool(report_incorrect, services, body.taskId)
+    return ReportResponse()

@@ -1,0 +1,107 @@
+"""Anti-Captcha tasks as RQ jobs: integer task ids, the digit range a task asks for, its result.
+
+The protocol wants integer task ids; a Redis counter hands them out and the task's RQ job is named
+``task-<id>``, so no mapping has to be stored or expired: the job (and with it the task) lives exactly
+as long as RQ keeps it, which is ``result_ttl_s`` after it finished.
+"""
+
+from __future__ import annotations
+
+from rq.job import Job, JobStatus
+from rq.results import Result
+
+from api.anticaptcha_schemas import AntiCaptchaError, AntiCaptchaFailure, ImageToTextTask, Solution, TaskResultResponse
+from api.dependencies import Services
+from api.jobs import find_job
+from shared.contract import MAX_DIGITS, MIN_DIGITS, ErrorCode, InputError, OcrJob
+from shared.imaging import ImageLimits, decode_base64, open_image
+from shared.queue import enqueue_read
+from shared.settings import Settings
+
+TASK_COUNTER_KEY = "captchaocr:anticaptcha:last_task_id"
+MIN_FILE_BYTES = 100  # the protocol's ERROR_ZERO_CAPTCHA_FILESIZE threshold
+_WAITING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+_INPUT_ERRORS = {
+    ErrorCode.EMPTY_INPUT: AntiCaptchaError.ERROR_ZERO_CAPTCHA_FILESIZE,
+    ErrorCode.IMAGE_TOO_SMALL: AntiCaptchaError.ERROR_ZERO_CAPTCHA_FILESIZE,
+    ErrorCode.IMAGE_TOO_LARGE: AntiCaptchaError.ERROR_TOO_BIG_CAPTCHA_FILESIZE,
+}
+
+
+def task_job_id(task_id: int) -> str:
+    return f"task-{task_id}"
+
+
+def digit_range(task: ImageToTextTask, settings: Settings) -> tuple[int, int | None]:
+    """``(digits, max_digits)`` for the job from ``minLength``/``maxLength`` (0 or null: no limit)."""
+    if task.numeric == 2 or task.math:
+        raise AntiCaptchaFailure(
+            AntiCaptchaError.ERROR_TASK_NOT_SUPPORTED, "only numeric captchas are read (numeric 2 and math are not)"
+        )
+    if not task.minLength and not task.maxLength:
+        return settings.default_digits, None
+    low = max(task.minLength or MIN_DIGITS, MIN_DIGITS)
+    high = min(task.maxLength or MAX_DIGITS, MAX_DIGITS)
+    if low > high:
+        raise AntiCaptchaFailure(
+            AntiCaptchaError.ERROR_TASK_NOT_SUPPORTED,
+            f"minLength/maxLength allow no length from {MIN_DIGITS} to {MAX_DIGITS} digits",
+        )
+    return low, (high if high > low else None)
+
+
+def check_image(body: str | None, limits: ImageLimits) -> None:
+    """Refuse what no worker could read, with the protocol's size and type errors."""
+    try:
+        data = decode_base64(body or "", limits)
+        if len(data) < MIN_FILE_BYTES:
+            raise InputError(ErrorCode.EMPTY_INPUT, f"the image file is {len(data)} bytes, under {MIN_FILE_BYTES}")
+        open_image(data, limits)
+    except InputError as error:
+        raise AntiCaptchaFailure(
+            _INPUT_ERRORS.get(error.code, AntiCaptchaError.ERROR_IMAGE_TYPE_NOT_SUPPORTED), error.detail
+        ) from error
+
+
+def create_task(services: Services, task: ImageToTextTask) -> int:
+    """Validate, number and enqueue a task (runs in a thread); a queued task waits at most the result TTL."""
+    settings = services.settings
+    digits, max_digits = digit_range(task, settings)
+    check_image(task.body, services.limits)
+    task_id = int(services.redis.incr(TASK_COUNTER_KEY))
+    job = OcrJob(image_base64=task.body or "", digits=digits, max_digits=max_digits)
+    enqueue_read(services.queue, job, settings, wait_s=settings.result_ttl_s, job_id=task_job_id(task_id))
+    return task_id
+
+
+def fetch_task(services: Services, task_id: int | None) -> Job:
+    """The task's job, or the protocol's "no such task" when it never existed or has expired."""
+    job = None if task_id is None else find_job(services, task_job_id(task_id))
+    if job is None:
+        raise AntiCaptchaFailure(
+            AntiCaptchaError.ERROR_NO_SUCH_CAPCHA_ID, "no such task: it never existed or its result has expired"
+        )
+    return job
+
+
+def task_result(services: Services, task_id: int | None) -> TaskResultResponse:
+    """getTaskResult: processing, ready with the digits, or unsolvable with the reason (runs in a thread)."""
+    job = fetch_task(services, task_id)
+    job_status = job.get_status()  # before the result: a worker may finish in between, never the reverse
+    result = job.latest_result()
+    if result is None:
+        if job_status in _WAITING:
+            return TaskResultResponse(status="processing")
+        raise AntiCaptchaFailure(AntiCaptchaError.ERROR_CAPTCHA_UNSOLVABLE, f"the task ended {job_status}")
+    answer = result.return_value if result.type == Result.Type.SUCCESSFUL else None
+    if not answer or not answer.get("ok"):
+        detail = answer["detail"] if answer else "the worker failed while reading this image"
+        raise AntiCaptchaFailure(AntiCaptchaError.ERROR_CAPTCHA_UNSOLVABLE, detail)
+    return TaskResultResponse(
+        status="ready",
+        solution=Solution(text=answer["text"]),
+        cost="0",
+        createTime=int(job.enqueued_at.timestamp()) if job.enqueued_at else None,
+        endTime=int(result.created_at.timestamp()),
+        solveCount=1,
+    )

@@ -1,0 +1,86 @@
+"""``GET /jobs/{id}``: where any captcha job is, and its answer once read.
+
+The 503 of ``POST /ocr`` and every batch item carry a job id; a client that gave up waiting comes back
+here for the result while it lives (``CAPTCHAOCR_RESULT_TTL_S`` after the job finished).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+from rq.job import Job, JobStatus
+from rq.results import Result
+
+from api.dependencies import Services, ServicesDep
+from api.schemas import OcrResponse, RefusalResponse
+from shared.contract import OcrRefusal
+
+router = APIRouter()
+
+JobState = Literal["queued", "started", "finished", "failed", "canceled"]
+_STATES: dict[JobStatus, JobState] = {
+    JobStatus.QUEUED: "queued",
+    JobStatus.DEFERRED: "queued",
+    JobStatus.SCHEDULED: "queued",
+    JobStatus.STARTED: "started",
+    JobStatus.FINISHED: "finished",
+    JobStatus.FAILED: "failed",
+    JobStatus.STOPPED: "failed",
+    JobStatus.CANCELED: "canceled",
+}
+
+
+class JobResponse(BaseModel):
+    """A job's state; ``result`` (once finished) is the body ``POST /ocr`` answers with 200 or 422."""
+
+    job_id: str
+    status: JobState
+    result: OcrResponse | RefusalResponse | None = None
+    detail: str | None = None
+
+
+def find_job(services: Services, job_id: str) -> Job | None:
+    """A job of this service's queue, or None when it does not exist (any more) or belongs elsewhere."""
+    job = Job.fetch_many([job_id], services.redis, serializer=services.queue.serializer)[0]
+    return job if job is not None and job.origin == services.queue.name else None
+
+
+@router.get("/jobs/{job_id}", response_model=JobResponse,
+            responses={404: {"description": "No such job: never queued, or its result expired."}})  # fmt: skip
+async def get_job(
+    job_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")], services: ServicesDep
+) -> JobResponse:
+    """Status of any captcha job: queued, started, finished (with its result), failed or canceled (a job
+    nobody waited for any more and no worker had taken)."""
+    answer = await run_in_threadpool(_describe, services, job_id)
+    if answer is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}: never queued, or its result expired")
+    return answer
+
+
+def _describe(services: Services, job_id: str) -> JobResponse | None:
+    job = find_job(services, job_id)
+    if job is None:
+        return None
+    state = _STATES.get(job.get_status(), "failed")
+    result = job.latest_result() if state in ("finished", "failed") else None
+    if result is None or result.type != Result.Type.SUCCESSFUL:
+        detail = "the worker failed while reading this image" if state == "failed" else None
+        return JobResponse(job_id=job.id, status=state, detail=detail)
+    answer = result.return_value
+    if not answer.get("ok"):
+        refusal = OcrRefusal.model_validate(answer)
+        body = RefusalResponse(
+            detail=refusal.detail, error=refusal.error, confidence=refusal.confidence, job_id=job.id
+        )
+        return JobResponse(job_id=job.id, status="finished", result=body)
+    enqueued = job.enqueued_at or result.created_at
+    elapsed_ms = round((result.created_at - enqueued).total_seconds() * 1000, 2)
+    ocr = OcrResponse(
+        number=answer["number"], text=answer["text"], confidence=answer["confidence"],
+        job_id=job.id, elapsed_ms=elapsed_ms,
+    )  # fmt: skip
+    return JobResponse(job_id=job.id, status="finished", result=ocr)
