@@ -36,7 +36,7 @@ def main() -> None:
             default_result_ttl=settings.result_ttl_s,
         )
         worker.work(logging_level="WARNING")
-        if worker._stop_requested:
+        if worker._stop_requested or worker._shutdown_requested_date:
             return
         # The loop ended on a Redis error: start a fresh worker, keeping the loaded models.
         log.warning("worker loop ended unexpectedly; restarting it in 1 s")
