@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
@@ -28,6 +27,7 @@ from api.anticaptcha_schemas import (
     TaskResultResponse,
 )
 from api.anticaptcha_tasks import create_task, task_result
+from api.auth import key_is_accepted
 from api.dependencies import ServicesDep
 from api.reports import report_incorrect
 from shared.settings import Settings
@@ -80,11 +80,7 @@ def _validation_failure(exc: RequestValidationError, path: str) -> AntiCaptchaFa
 
 def authorize(settings: Settings, client_key: str | None) -> None:
     """Accept any key when none is configured, else only a configured one (constant-time comparison)."""
-    if not settings.api_keys:
-        return
-    given = (client_key or "").encode()
-    # A list, not a generator: every key is compared, so timing does not tell which one nearly matched.
-    if not any([hmac.compare_digest(given, key.encode()) for key in settings.api_keys]):
+    if not key_is_accepted(settings, client_key):
         raise AntiCaptchaFailure(AntiCaptchaError.ERROR_KEY_DOES_NOT_EXIST, "clientKey is not a key of this service")
 
 

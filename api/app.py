@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api import anticaptcha, batch, jobs
+from api.auth import RequireApiKey
 from api.body_limit import BodyLimitMiddleware
 from api.dependencies import Services
 from api.observability import Metrics, observe_request
@@ -51,8 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="CaptchaOCR", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(router)
-    app.include_router(batch.router)
-    app.include_router(jobs.router)
+    app.include_router(batch.router, dependencies=[RequireApiKey])
+    app.include_router(jobs.router, dependencies=[RequireApiKey])
     app.include_router(anticaptcha.router)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)

@@ -13,6 +13,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.worker import Worker
 
+from api.auth import RequireApiKey
 from api.dependencies import Services, ServicesDep
 from api.results import wait_for_result
 from api.schemas import HealthResponse, OcrRequest, OcrResponse, RefusalResponse, UnavailableResponse
@@ -41,6 +42,7 @@ def _workers_and_depth(services: Services) -> tuple[int, int]:
 
 @router.post(
     "/ocr",
+    dependencies=[RequireApiKey],
     response_model=OcrResponse,
     responses={422: {"model": RefusalResponse}, 503: {"model": UnavailableResponse}},
 )
@@ -89,7 +91,7 @@ async def ocr(body: OcrRequest, request: Request, services: ServicesDep) -> JSON
     return JSONResponse(body.model_dump())
 
 
-@router.get("/metrics", response_class=Response, include_in_schema=False)
+@router.get("/metrics", response_class=Response, include_in_schema=False, dependencies=[RequireApiKey])
 async def metrics(services: ServicesDep) -> Response:
     """Prometheus metrics (queue depth and workers are read from Redis now, hence the thread)."""
     payload = await run_in_threadpool(generate_latest, services.metrics.registry)
