@@ -11,7 +11,7 @@ from shared.settings import Settings
 
 def main() -> None:
     settings = Settings()
-    configure_logging()
+    configure_logging(settings.log_format)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None
     )

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     """One handler on the root logger; quiet the libraries whose per-item lines are noise here."""
     handler = logging.StreamHandler()
-    if os.environ.get("LOG_FORMAT", "text").lower() == "json":
+    if log_format == "json":
         handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))

@@ -10,7 +10,7 @@ import json
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(2 * 1024 * 1024, description="Largest decoded image file.")
     max_image_side: int = Field(4096, description="Longest allowed image side in pixels.")
     max_image_pixels: int = Field(8_000_000, description="Most pixels an image may decode to.")
+
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        validation_alias=AliasChoices("LOG_FORMAT", "CAPTCHAOCR_LOG_FORMAT"),
+        description="json writes one JSON object per log line.",
+    )
 
     # Where the start command keeps Redis data, PM2 state and logs
     state_dir: Path = Field(PROJECT_ROOT / ".state", description="Folder for embedded Redis data and logs.")

@@ -21,7 +21,7 @@ log = logging.getLogger("captchaocr.worker")
 
 def main() -> None:
     settings = Settings()
-    configure_logging()
+    configure_logging(settings.log_format)
     load_models(settings)
     connection = connect(settings)
     queue = make_queue(connection, settings)

@@ -10,7 +10,8 @@ import sys
 SCRIPT = """
 import logging
 from shared.logs import configure_logging
-configure_logging()
+from shared.settings import Settings
+configure_logging(Settings().log_format)
 logging.getLogger("captchaocr.api").info("POST /ocr 200", extra={"outcome": "solved", "job_id": "j1"})
 logging.getLogger("rq.worker").info("Job OK")
 """
