@@ -28,6 +28,7 @@ from api.anticaptcha_schemas import (
 )
 from api.anticaptcha_tasks import create_task, task_result
 from api.auth import key_is_accepted
+from api.body_limit import BodyTooLarge
 from api.dependencies import ServicesDep
 from api.reports import report_incorrect
 from shared.settings import Settings
@@ -55,6 +56,8 @@ class AntiCaptchaRoute(APIRoute):
                 failure = _validation_failure(exc, self.path)
             except AntiCaptchaFailure as exc:
                 failure = exc
+            except BodyTooLarge as exc:
+                failure = AntiCaptchaFailure(AntiCaptchaError.ERROR_TOO_BIG_CAPTCHA_FILESIZE, exc.detail)
             request.state.outcome = failure.error.name
             return JSONResponse(failure.body())
 

@@ -57,8 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(anticaptcha.router)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
-    app.middleware("http")(observe_request)
+    # The body limit sits inside the request observer, so its refusal reaches the route as it is raised.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.middleware("http")(observe_request)
     return app
 
 

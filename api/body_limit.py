@@ -16,7 +16,11 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    """Checks ``Content-Length`` up front and counts chunked bodies as they stream in."""
+    """Checks ``Content-Length`` before the body is read and counts chunked bodies as they stream in.
+
+    The refusal is raised where the route reads its body, so a route with its own error protocol (the
+    Anti-Captcha task API) can answer it in that protocol; any other route answers 413.
+    """
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -27,14 +31,14 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await self._refuse(send)
-            return
+        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes
         received = 0
         response_started = False
 
         async def limited_receive() -> Message:
             nonlocal received
+            if too_large:  # refused on the declared length, before a byte of the body is read
+                raise BodyTooLarge(self.max_body_bytes)
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))

@@ -112,6 +112,7 @@ def test_python_anticaptcha_raises_the_protocol_error(task_stack: Stack) -> None
          "ERROR_TOO_BIG_CAPTCHA_FILESIZE"),
         ({"clientKey": KEY, "task": image_task(base64.b64encode(b"\0" * 3_000_000).decode())}, 4,
          "ERROR_TOO_BIG_CAPTCHA_FILESIZE"),
+        ({"clientKey": KEY, "task": image_task("A" * 5_000_000)}, 4, "ERROR_TOO_BIG_CAPTCHA_FILESIZE"),
         ({"clientKey": KEY, "task": image_task(base64.b64encode(b"not an image " * 20).decode())}, 15,
          "ERROR_IMAGE_TYPE_NOT_SUPPORTED"),
         ({"clientKey": KEY}, 22, "ERROR_TASK_ABSENT"),
@@ -122,7 +123,7 @@ def test_python_anticaptcha_raises_the_protocol_error(task_stack: Stack) -> None
         ({"clientKey": KEY, "task": image_task(SVG[0][1], math=True)}, 23, "ERROR_TASK_NOT_SUPPORTED"),
         ({"clientKey": KEY, "task": image_task(SVG[0][1], minLength=9)}, 23, "ERROR_TASK_NOT_SUPPORTED"),
     ],
-    ids=["wrong-key", "no-key", "under-100-bytes", "empty-body", "too-many-pixels", "too-many-bytes",
+    ids=["wrong-key", "no-key", "under-100-bytes", "empty-body", "too-many-pixels", "too-many-bytes", "over-body-limit",
          "not-an-image", "no-task", "null-task", "other-type", "letters-only", "math", "too-long"],
 )  # fmt: skip
 def test_create_task_errors(task_stack: Stack, body: dict, error_id: int, code: str) -> None:
