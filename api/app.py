@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
+from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -50,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await async_redis.aclose()
         redis.close()
 
-    app = FastAPI(title="CaptchaOCR", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # FastAPIOffline serves the /docs and /redoc assets itself: a self-hosted service may have no CDN.
+    app = FastAPIOffline(title="CaptchaOCR", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(router)
     app.include_router(batch.router, dependencies=[RequireApiKey])
     app.include_router(jobs.router, dependencies=[RequireApiKey])

@@ -31,8 +31,10 @@ def test_health_reports_redis_and_workers(stack: Stack) -> None:
 
 
 def test_docs_and_redoc_are_served(stack: Stack) -> None:
-    assert "swagger" in stack.http.get("/docs").text.lower()
-    assert "redoc" in stack.http.get("/redoc").text.lower()
+    docs, redoc = stack.http.get("/docs").text, stack.http.get("/redoc").text
+    assert "swagger-ui-bundle.js" in docs and "redoc.standalone.js" in redoc
+    assert "https://" not in docs + redoc  # served from the service itself: no CDN on a closed network
+    assert stack.http.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
     assert "/ocr" in stack.http.get("/openapi.json").json()["paths"]
 
 
