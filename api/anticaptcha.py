@@ -14,6 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException
 
 from api.anticaptcha_schemas import (
     AntiCaptchaError,
@@ -22,11 +25,13 @@ from api.anticaptcha_schemas import (
     BalanceResponse,
     CreateTaskRequest,
     CreateTaskResponse,
+    ErrorResponse,
     ReportResponse,
     TaskRequest,
     TaskResultResponse,
 )
 from api.anticaptcha_tasks import create_task, task_result
+from api.admission import QueueFull
 from api.auth import key_is_accepted
 from api.body_limit import BodyTooLarge
 from api.dependencies import ServicesDep
@@ -56,8 +61,14 @@ class AntiCaptchaRoute(APIRoute):
                 failure = _validation_failure(exc, self.path)
             except AntiCaptchaFailure as exc:
                 failure = exc
+            except QueueFull as exc:
+                failure = AntiCaptchaFailure(AntiCaptchaError.ERROR_NO_SLOT_AVAILABLE, str(exc))
             except BodyTooLarge as exc:
                 failure = AntiCaptchaFailure(AntiCaptchaError.ERROR_TOO_BIG_CAPTCHA_FILESIZE, exc.detail)
+            except HTTPException as exc:  # FastAPI's 400 for a body that is not UTF-8 text
+                failure = AntiCaptchaFailure(_UNREADABLE_REQUEST[self.path], f"request: {exc.detail}")
+            except (RedisConnectionError, RedisTimeoutError) as exc:  # still HTTP 200: clients retry on it
+                failure = AntiCaptchaFailure(AntiCaptchaError.ERROR_NO_SLOT_AVAILABLE, f"Redis away: {exc}")
             request.state.outcome = failure.error.name
             return JSONResponse(failure.body())
 
@@ -88,9 +99,10 @@ def authorize(settings: Settings, client_key: str | None) -> None:
 
 
 router = APIRouter(route_class=AntiCaptchaRoute, tags=["Anti-Captcha task API"])
+ANSWER = "The method's answer, or {errorId, errorCode, errorDescription}: every request is answered with 200."
 
 
-@router.post("/createTask", response_model=CreateTaskResponse)
+@router.post("/createTask", response_model=CreateTaskResponse | ErrorResponse, response_description=ANSWER)
 async def create_task_route(body: CreateTaskRequest, services: ServicesDep) -> CreateTaskResponse:
     """Queue an ImageToTextTask; poll ``/getTaskResult`` with the returned ``taskId``."""
     authorize(services.settings, body.clientKey)
@@ -100,21 +112,23 @@ async def create_task_route(body: CreateTaskRequest, services: ServicesDep) -> C
     return CreateTaskResponse(taskId=task_id)
 
 
-@router.post("/getTaskResult", response_model=TaskResultResponse, response_model_exclude_none=True)
+@router.post("/getTaskResult", response_model=TaskResultResponse | ErrorResponse,
+             response_model_exclude_none=True, response_description=ANSWER)  # fmt: skip
 async def get_task_result_route(body: TaskRequest, services: ServicesDep) -> TaskResultResponse:
     """``processing`` until a worker read the image, then ``ready`` with ``solution.text``."""
     authorize(services.settings, body.clientKey)
     return await run_in_threadpool(task_result, services, body.taskId)
 
 
-@router.post("/getBalance", response_model=BalanceResponse)
+@router.post("/getBalance", response_model=BalanceResponse | ErrorResponse, response_description=ANSWER)
 async def get_balance_route(services: ServicesDep, body: BalanceRequest | None = None) -> BalanceResponse:
     """A constant large balance: clients that check it before working keep working."""
     authorize(services.settings, body.clientKey if body else None)
     return BalanceResponse(balance=BALANCE)
 
 
-@router.post("/reportIncorrectImageCaptcha", response_model=ReportResponse)
+@router.post("/reportIncorrectImageCaptcha", response_model=ReportResponse | ErrorResponse,
+             response_description=ANSWER)  # fmt: skip
 async def report_incorrect_route(body: TaskRequest, services: ServicesDep) -> ReportResponse:
     """Count a wrong answer (once per task) and, when the operator enabled it, keep the image."""
     authorize(services.settings, body.clientKey)

@@ -16,6 +16,7 @@ class AntiCaptchaError(IntEnum):
     """The protocol's errors this service can give: the value is ``errorId``, the name ``errorCode``."""
 
     ERROR_KEY_DOES_NOT_EXIST = 1
+    ERROR_NO_SLOT_AVAILABLE = 2
     ERROR_ZERO_CAPTCHA_FILESIZE = 3
     ERROR_TOO_BIG_CAPTCHA_FILESIZE = 4
     ERROR_CAPTCHA_UNSOLVABLE = 12

@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api import anticaptcha, batch, jobs
+from api.admission import QueueFull, queue_full_response
 from api.auth import RequireApiKey
 from api.body_limit import BodyLimitMiddleware
 from api.dependencies import Services
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router, dependencies=[RequireApiKey])
     app.include_router(jobs.router, dependencies=[RequireApiKey])
     app.include_router(anticaptcha.router)
+    app.add_exception_handler(QueueFull, queue_full_response)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     # The body limit sits inside the request observer, so its refusal reaches the route as it is raised.

@@ -14,9 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from rq.job import Job
 from rq.results import Result
 
+from api.admission import ensure_queue_has_room
 from api.dependencies import Services, ServicesDep
 from api.results import wait_for_results
 from api.routes import _cancel_if_queued
+from api.schemas import ErrorDetail, InvalidRequestResponse, UnavailableResponse
 from shared.contract import MAX_DIGITS, MIN_DIGITS, InputError, OcrJob
 from shared.imaging import decode_image
 from shared.queue import enqueue_reads
@@ -30,8 +32,12 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     images: list[str] = Field(min_length=1, description="Up to CAPTCHAOCR_BATCH_MAX_IMAGES images.")
-    digits: int | None = Field(None, ge=MIN_DIGITS, le=MAX_DIGITS, description="Digits in each captcha (4).")
-    min_confidence: float | None = Field(None, ge=0, le=1, description="Refuse answers less probable.")
+    digits: int | None = Field(
+        None, ge=MIN_DIGITS, le=MAX_DIGITS, strict=True, description="Digits in each captcha (4)."
+    )
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, strict=True, description="Refuse answers less probable."
+    )
 
 
 class BatchItem(BaseModel):
@@ -51,7 +57,10 @@ class BatchResponse(BaseModel):
     elapsed_ms: float
 
 
-@router.post("/ocr/batch", response_model=BatchResponse, response_model_exclude_none=True)
+@router.post("/ocr/batch", response_model=BatchResponse, response_model_exclude_none=True, responses={
+    400: {"model": ErrorDetail}, 413: {"model": ErrorDetail},
+    422: {"model": InvalidRequestResponse | ErrorDetail, "description": "Invalid, or too many images."},
+    503: {"model": UnavailableResponse}})  # fmt: skip
 async def ocr_batch(body: BatchRequest, request: Request, services: ServicesDep) -> BatchResponse:
     """Read many captchas at once; each image is answered or refused on its own (the request is 200)."""
     started = time.perf_counter()
@@ -84,6 +93,7 @@ def _validate_and_enqueue(body: BatchRequest, services: Services) -> tuple[list[
             continue
         readable[index] = OcrJob(image_base64=image, digits=body.digits, min_confidence=body.min_confidence)
     settings = services.settings
+    ensure_queue_has_room(services, adding=len(readable))
     enqueued = enqueue_reads(services.queue, list(readable.values()), settings, wait_s=settings.wait_timeout_s)
     return items, dict(zip(readable, enqueued, strict=True))
 

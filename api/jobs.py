@@ -15,7 +15,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 
 from api.dependencies import Services, ServicesDep
-from api.schemas import OcrResponse, RefusalResponse
+from api.schemas import ErrorDetail, OcrResponse, RefusalResponse, UnavailableResponse
 from shared.contract import OcrRefusal
 
 router = APIRouter()
@@ -49,7 +49,8 @@ def find_job(services: Services, job_id: str) -> Job | None:
 
 
 @router.get("/jobs/{job_id}", response_model=JobResponse,
-            responses={404: {"description": "No such job: never queued, or its result expired."}})  # fmt: skip
+            responses={404: {"model": ErrorDetail, "description": "No such job: never queued, or expired."},
+                       503: {"model": UnavailableResponse}})  # fmt: skip
 async def get_job(
     job_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")], services: ServicesDep
 ) -> JobResponse:

@@ -13,10 +13,14 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.worker import Worker
 
+from api.admission import ensure_queue_has_room
 from api.auth import RequireApiKey
 from api.dependencies import Services, ServicesDep
 from api.results import wait_for_result
-from api.schemas import HealthResponse, OcrRequest, OcrResponse, RefusalResponse, UnavailableResponse
+from api.schemas import (
+    ErrorDetail, HealthResponse, OcrRequest, OcrResponse, OcrUnprocessable, RefusalResponse,
+    UnavailableResponse,
+)  # fmt: skip
 from shared.contract import InputError, OcrJob, OcrRefusal
 from shared.imaging import decode_image
 from shared.queue import enqueue_read
@@ -44,7 +48,8 @@ def _workers_and_depth(services: Services) -> tuple[int, int]:
     "/ocr",
     dependencies=[RequireApiKey],
     response_model=OcrResponse,
-    responses={422: {"model": RefusalResponse}, 503: {"model": UnavailableResponse}},
+    responses={400: {"model": ErrorDetail}, 413: {"model": ErrorDetail}, 422: {"model": OcrUnprocessable},
+               503: {"model": UnavailableResponse}},  # fmt: skip
 )
 async def ocr(body: OcrRequest, request: Request, services: ServicesDep) -> JSONResponse:
     """Read one captcha. 422 with the reason when it cannot be read with confidence, 503 when no
@@ -101,6 +106,7 @@ async def metrics(services: ServicesDep) -> Response:
 def _validate_and_enqueue(job: OcrJob, services: Services) -> Job:
     """Refuse unreadable input before it costs a queue round trip, then enqueue (runs in a thread)."""
     decode_image(job.image_base64, services.limits)
+    ensure_queue_has_room(services)
     return enqueue_read(services.queue, job, services.settings, wait_s=services.settings.wait_timeout_s)
 
 

@@ -17,8 +17,13 @@ class OcrRequest(BaseModel):
 
     image_base64: str | None = Field(None, description="The image, raw base64 or data:image/...;base64,...")
     text: str | None = Field(None, description="Legacy name of image_base64.", deprecated=True)
-    digits: int | None = Field(None, ge=MIN_DIGITS, le=MAX_DIGITS, description="Digits in the captcha (4).")
-    min_confidence: float | None = Field(None, ge=0, le=1, description="Refuse answers less probable.")
+    # strict: a JSON number only (``false`` would otherwise be read as a threshold of 0, ``"4"`` as 4).
+    digits: int | None = Field(
+        None, ge=MIN_DIGITS, le=MAX_DIGITS, strict=True, description="Digits in the captcha (4)."
+    )
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, strict=True, description="Refuse answers less probable."
+    )
 
     @model_validator(mode="after")
     def _exactly_one_image(self) -> OcrRequest:
@@ -62,3 +67,29 @@ class HealthResponse(BaseModel):
     redis: bool
     workers: int
     queue_depth: int | None = None
+
+
+class ErrorDetail(BaseModel):
+    """A refusal described in words: 400 (the body is not UTF-8 text), 413 (the body is too large)."""
+
+    detail: str
+
+
+class ValidationIssue(BaseModel):
+    """One item of FastAPI's validation error list."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class InvalidRequestResponse(BaseModel):
+    """The request does not fit the schema (422): not JSON, missing or extra fields, wrong types."""
+
+    detail: list[ValidationIssue]
+
+
+# The two bodies of a 422 from POST /ocr: an image that cannot be read, or a request that is not valid.
+OcrUnprocessable = RefusalResponse | InvalidRequestResponse

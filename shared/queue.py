@@ -55,4 +55,6 @@ def _read_data(job: OcrJob, settings: Settings, wait_s: float | None, job_id: st
         timeout=settings.job_timeout_s,
         ttl=math.ceil(wait_s) if wait_s else None,
         job_id=job_id,
+        # RQ's default description repeats the arguments (the image) in the job hash and the dashboard.
+        description=f"{JOB_FUNCTION}(digits={job.digits or settings.default_digits})",
     )

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address the API binds.")
     port: int = Field(8000, description="Port the API listens on.")
     wait_timeout_s: float = Field(10.0, gt=0, description="How long POST /ocr waits for a result: then 503.")
+    max_queue_depth: int = Field(1000, ge=1, description="Jobs waiting beyond which new requests get 503 at once.")
     batch_max_images: int = Field(64, ge=1, description="Most images one POST /ocr/batch may carry.")
 
     # Anti-Captcha-compatible task API (/createTask, /getTaskResult, ...)
@@ -67,7 +68,12 @@ class Settings(BaseSettings):
     # of the time (bench/accuracy.py prints the threshold where pooled precision reaches 0.98).
     min_confidence: float = Field(0.96, ge=0, le=1, description="Answers below it are refused (422).")
     default_digits: int = Field(4, ge=1, le=8, description="Digits in a captcha when a request says none.")
-    job_timeout_s: int = Field(30, ge=1, description="RQ job timeout: a job running longer is killed.")
+    job_timeout_s: int = Field(
+        10, ge=1, description="RQ job timeout: a job running longer fails (a read takes tens of ms)."
+    )
+    maintenance_interval_s: int = Field(
+        30, ge=1, description="How often workers clean RQ's registries (abandoned jobs become failed)."
+    )
     result_ttl_s: int = Field(300, ge=1, description="How long a finished job's result stays in Redis.")
     failure_ttl_s: int = Field(3600, ge=1, description="How long a failed job stays in the failed registry.")
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import os
+import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from PIL import Image, ImageDraw
+from rq import Queue
 from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
+from shared.client import CaptchaClient
 from tests.support import Stack, corpus_images, wait_until
 
 LABEL, IMAGE = corpus_images("npm_svg_captcha", 1)[0]
@@ -52,5 +60,62 @@ def test_redis_restart_gives_503_then_recovers_without_restarting_processes(tmp_
         wait_until(lambda: stack.http.get("/").json()["workers"] == 1, 30, "the worker registering again")
         assert [stack.api.pid, *(w.pid for w in stack.workers)] == pids
         assert stack.api.alive() and all(w.alive() for w in stack.workers)
+    finally:
+        stack.close()
+
+
+def slow_image() -> str:
+    """A large, valid image that takes a worker about 150 ms to refuse: a window to kill it in."""
+    image = Image.new("RGB", (4000, 1990), "white")
+    draw = ImageDraw.Draw(image)
+    for x in range(0, 4000, 37):
+        draw.line([(x, 0), (4000 - x, 1990)], fill=(x % 255, 0, 0), width=3)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_worker_killed_holding_a_job_gives_503_and_a_failed_job(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, workers=1, wait_timeout_s="3", job_timeout_s="2", maintenance_interval_s="1")
+    try:
+        image = slow_image()
+        connection = stack.redis.client()
+        queue = Queue("captchaocr", connection=connection, serializer=JSONSerializer)
+        with ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            pending = pool.submit(stack.ocr, image_base64=image)
+            wait_until(lambda: queue.started_job_registry.get_job_ids(), 10, "the worker to start the job")
+            job_id = queue.started_job_registry.get_job_ids()[0]
+            os.kill(stack.workers[0].pid, signal.SIGKILL)
+            response = pending.result(timeout=30)
+        assert response.status_code == 503 and response.json()["job_id"] == job_id
+        assert time.monotonic() - started < 3 + 2  # the wait limit, not a hang
+        stack.workers[0] = stack.start_worker()  # what PM2 does (tests/test_pm2_stack.py)
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+        wait_until(lambda: job.get_status(refresh=True) == JobStatus.FAILED, 30, "the abandoned job to fail")
+        assert job_id in queue.failed_job_registry.get_job_ids()
+        assert job_id not in queue.started_job_registry.get_job_ids()
+        assert image[:100] not in str(connection.hgetall(job.key))  # no image in the failed record
+        assert stack.ocr(image_base64=IMAGE).json()["text"] == LABEL
+    finally:
+        stack.close()
+
+
+def test_queue_deeper_than_the_limit_is_refused_at_once(tmp_path: Path) -> None:
+    stack = Stack(tmp_path, workers=0, max_queue_depth="2", wait_timeout_s="5")
+    try:
+        client = CaptchaClient(stack.redis.client())
+        client.submit(IMAGE), client.submit(IMAGE)  # a backlog no worker takes
+        started = time.monotonic()
+        response = stack.ocr(image_base64=IMAGE)
+        assert time.monotonic() - started < 1
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "queue full" in response.json()["detail"]
+        batch = stack.http.post("/ocr/batch", json={"images": [IMAGE]})
+        assert batch.status_code == 503
+        task = stack.http.post("/createTask", json={"clientKey": "k", "task": {"type": "ImageToTextTask",
+                                                                                "body": IMAGE}})
+        assert task.json()["errorCode"] == "ERROR_NO_SLOT_AVAILABLE"
+        assert Queue("captchaocr", connection=stack.redis.client(), serializer=JSONSerializer).count == 2
     finally:
         stack.close()

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from rq import Queue
 from rq.job import Job, JobStatus
+from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from shared.client import CaptchaClient
@@ -80,6 +81,11 @@ def test_each_refusal_is_a_422_naming_its_cause(stack: Stack, image: str, error:
     assert body["error"] == error
     assert detail in body["detail"]
     assert "number" not in body
+    # The worker re-validates what a crawler enqueues directly: the same refusal, and it keeps working.
+    queue = Queue("captchaocr", connection=stack.redis.client(), serializer=JSONSerializer)
+    refusal = queue.enqueue(JOB_FUNCTION, kwargs={"image_base64": image}).latest_result(timeout=10).return_value
+    assert refusal["ok"] is False and refusal["error"] == error and detail in refusal["detail"]
+    assert stack.ocr(image_base64=SVG_IMAGES[0][1]).json()["text"] == SVG_IMAGES[0][0]
 
 
 def test_too_few_digits_is_refused(stack: Stack) -> None:
@@ -147,6 +153,18 @@ def test_job_naming_other_function_fails_and_runs_nothing(stack: Stack, tmp_path
     assert not marker.exists()
     label, image = SVG_IMAGES[2]
     assert stack.ocr(image_base64=image).json()["text"] == label
+
+
+def test_failed_job_record_keeps_no_image(stack: Stack) -> None:
+    image = SVG_IMAGES[0][1]
+    queue = Queue("captchaocr", connection=stack.redis.client(), serializer=JSONSerializer)
+    job = queue.enqueue("os.system", kwargs={"image_base64": image})
+    assert job.latest_result(timeout=10).type == Result.Type.FAILED
+    record = str(stack.redis.client().hgetall(job.key))
+    assert image[:60] not in record
+    assert Job.fetch(job.id, connection=stack.redis.client(), serializer=JSONSerializer).kwargs == {
+        "image_base64": f"<image removed: {len(image)} base64 characters>"
+    }
 
 
 def test_results_and_failures_expire(stack: Stack) -> None:

@@ -34,6 +34,7 @@ def main() -> None:
             serializer=JSONSerializer,
             log_job_description=False,
             default_result_ttl=settings.result_ttl_s,
+            maintenance_interval=settings.maintenance_interval_s,
         )
         worker.work(logging_level="WARNING")
         if worker._stop_requested or worker._shutdown_requested_date:
