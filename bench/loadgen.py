@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,38 +42,54 @@ def ocr_requests(host: str, port: int, images_b64: list[str]) -> list[bytes]:
     return requests
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+# Called with (request sent, status, response body) for every answer, warm-up included.
+OnResponse = Callable[[bytes, int, bytes], None]
+
+
+async def _read_response_with_body(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
     length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
-    await reader.readexactly(length)
-    return status
+    return status, await reader.readexactly(length)
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    return (await _read_response_with_body(reader))[0]
 
 
 async def _connection(host: str, port: int, requests: itertools.cycle, deadline: float, result: LoadResult,
-                      record_after: float) -> None:  # fmt: skip
+                      record_after: float, on_response: OnResponse | None = None,
+                      stop: Callable[[], bool] | None = None) -> None:  # fmt: skip
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        while (sent := time.perf_counter()) < deadline:
-            writer.write(next(requests))
-            status = await _read_response(reader)
+        while (sent := time.perf_counter()) < deadline and not (stop and stop()):
+            request = next(requests)
+            writer.write(request)
+            status, body = await _read_response_with_body(reader)
             if sent >= record_after:
                 result.latencies_s.append(time.perf_counter() - sent)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
+            if on_response is not None:
+                on_response(request, status, body)
     finally:
         writer.close()
 
 
 async def run_load(host: str, port: int, requests: list[bytes], concurrency: int, seconds: float,
-                   warmup_s: float = 2.0) -> LoadResult:  # fmt: skip
-    """Closed loop: ``concurrency`` connections for ``warmup_s + seconds``; only the last part counts."""
+                   warmup_s: float = 2.0, on_response: OnResponse | None = None,
+                   stop: Callable[[], bool] | None = None) -> LoadResult:  # fmt: skip
+    """Closed loop: ``concurrency`` connections for ``warmup_s + seconds``; only the last part counts.
+
+    ``on_response`` sees every answer with its body (to check it); ``stop`` ends the run early once it
+    returns True (each connection checks it before sending its next request).
+    """
     result = LoadResult()
     start = time.perf_counter()
     record_after = start + warmup_s
     deadline = record_after + seconds
     cycle = itertools.cycle(requests)
-    await asyncio.gather(*(_connection(host, port, cycle, deadline, result, record_after)
+    await asyncio.gather(*(_connection(host, port, cycle, deadline, result, record_after, on_response, stop)
                            for _ in range(concurrency)))  # fmt: skip
     result.duration_s = time.perf_counter() - record_after
     return result
