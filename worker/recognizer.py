@@ -8,13 +8,12 @@ on the other normalisations and models, keeping the most probable answer.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-import ddddocr
 import numpy as np
 import onnxruntime as ort
-from ddddocr.models.charset_manager import CharsetManager
 from PIL import Image
 
 from worker.ctc import decode_fixed_length
@@ -22,8 +21,21 @@ from worker.normalise import LOOKS, VIEWS, Page, prepare, to_model_input
 
 DIGITS = "0123456789"
 BEAM = 32  # prefix beam width: 16 -> 32 reads 0.3% more images right for +0.2 ms
-# Model file stem -> (old, beta) flags of ddddocr's charset manager.
-_CHARSET_FLAGS = {"common_old": (True, False), "common": (False, True)}
+# Model file stem -> output columns of the CTC blank and of "0".."9" in the model's charset
+# (ddddocr 1.6.1's CharsetManager; tests/unit/test_model_columns.py checks them against it). Pinned
+# so workers never import ddddocr itself, which loads OpenCV: about 18 MB per worker for nothing.
+MODEL_COLUMNS = {
+    "common_old": (0, 6749, 4410, 78, 7721, 5806, 6977, 5961, 409, 6979, 2879),
+    "common": (0, 4733, 4018, 2851, 309, 3606, 5223, 13, 6794, 4919, 4725),
+}
+
+
+def model_path(name: str) -> Path:
+    """The ONNX file inside the installed ddddocr wheel, found without importing the package."""
+    spec = importlib.util.find_spec("ddddocr")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("ddddocr is not installed: its wheel carries the models")
+    return Path(next(iter(spec.submodule_search_locations))) / f"{name}.onnx"
 
 
 @dataclass(frozen=True)
@@ -44,14 +56,11 @@ class _Model:
         options.intra_op_num_threads = ort_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        path = Path(ddddocr.__file__).parent / f"{name}.onnx"
         self.name = name
-        self.session = ort.InferenceSession(str(path), sess_options=options,
+        self.session = ort.InferenceSession(str(model_path(name)), sess_options=options,
                                             providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        charset = CharsetManager()
-        charset.load_default_charset(*_CHARSET_FLAGS[name])
-        self.columns = np.array([0] + [charset.charset.index(d) for d in DIGITS])
+        self.columns = np.array(MODEL_COLUMNS[name])
 
     def digit_probabilities(self, batch: np.ndarray) -> np.ndarray:
         """(T, 11) probabilities of blank + digits, renormalised over those classes only."""
@@ -73,9 +82,9 @@ class Recognizer:
 
     def __init__(self, models: tuple[str, ...] = ("common_old",),
                  ort_threads: int = 1, retry_below: float = 0.5) -> None:
-        unknown = [m for m in models if m not in _CHARSET_FLAGS]
+        unknown = [m for m in models if m not in MODEL_COLUMNS]
         if not models or unknown:
-            raise ValueError(f"models must be a non-empty subset of {sorted(_CHARSET_FLAGS)}")
+            raise ValueError(f"models must be a non-empty subset of {sorted(MODEL_COLUMNS)}")
         self.models = [_Model(name, ort_threads) for name in models]
         self.retry_below = retry_below
 

@@ -1,0 +1,31 @@
+"""The pinned output columns of the digits must be the ones ddddocr's own charset gives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from ddddocr.models.charset_manager import CharsetManager
+
+from worker.recognizer import DIGITS, MODEL_COLUMNS, model_path
+
+CHARSET_FLAGS = {"common_old": {"old": True}, "common": {"beta": True}}  # load_default_charset's flags
+
+
+@pytest.mark.parametrize("name", sorted(MODEL_COLUMNS))
+def test_pinned_columns_match_ddddocr_charset(name: str) -> None:
+    charset = CharsetManager()
+    charset.load_default_charset(**CHARSET_FLAGS[name])
+    assert charset.charset[0] == ""  # column 0 is the CTC blank
+    assert MODEL_COLUMNS[name] == (0, *(charset.charset.index(digit) for digit in DIGITS))
+    assert model_path(name).is_file()
+
+
+def test_loading_a_recognizer_does_not_import_ddddocr_or_opencv() -> None:
+    code = (
+        "import sys; from worker.recognizer import Recognizer; Recognizer(); "
+        "print(sorted(m for m in ('ddddocr', 'cv2') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
