@@ -56,11 +56,22 @@ def labelled_folders(root: Path) -> list[tuple[str, list[tuple[Path, str]]]]:
     return found
 
 
-def baseline_reader():
-    """ddddocr's own classification(), imported lazily: it is only the reference."""
+def baseline_reader(ort_threads: int | None = None):
+    """ddddocr's own classification(), imported lazily: it is only the reference.
+
+    ``ort_threads`` None keeps ONNX Runtime's default (all cores: what the product started from);
+    a number gives the baseline the same thread budget as one worker, for a like-for-like time.
+    """
     import ddddocr
+    import onnxruntime as ort
 
     ocr = ddddocr.DdddOcr(show_ad=False)
+    if ort_threads is not None:
+        engine = ocr.ocr_engine  # ddddocr 1.6 offers no thread option: same model, new session
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = ort_threads
+        model = engine.session._model_path
+        engine.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
     def read(data: bytes, digits: int) -> str | None:
         found = re.sub(r"\D", "", ocr.classification(data))
@@ -69,9 +80,10 @@ def baseline_reader():
     return read
 
 
-def run(root: Path, limit: int | None, recognizer: Recognizer) -> list[FolderResult]:
+def run(root: Path, limit: int | None, recognizer: Recognizer,
+        baseline_threads: int | None = None) -> list[FolderResult]:  # fmt: skip
     """Read every image with both readers, timing each read (decoding the PNG included)."""
-    baseline = baseline_reader()
+    baseline = baseline_reader(baseline_threads)
     folders = [(name, files[:limit] if limit else files) for name, files in labelled_folders(root)]
     results = []
     with tqdm(total=sum(len(files) for _, files in folders), unit="img") as bar:
@@ -183,11 +195,14 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     parser.add_argument("--plot", type=Path, default=None, help="PNG of precision vs answered rate")
     parser.add_argument("--min-confidence", type=float, default=Settings().min_confidence)
+    parser.add_argument("--baseline-ort-threads", type=int, default=None,
+                        help="ONNX threads of the baseline (default: ONNX Runtime's, all cores; "
+                             "1 = one worker's budget, like the recognizer)")  # fmt: skip
     args = parser.parse_args()
 
     settings = Settings()
     recognizer = Recognizer(settings.models, settings.ort_threads, settings.retry_below)
-    results = run(args.root, args.limit, recognizer)
+    results = run(args.root, args.limit, recognizer, args.baseline_ort_threads)
     text = markdown(table(results, args.min_confidence), args.min_confidence, threshold_for(results))
     print(text)
     if args.markdown:
