@@ -10,7 +10,6 @@ knows about a particular generator).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 from PIL import Image
@@ -22,8 +21,6 @@ _MAX_SIZE = (32 * MODEL_HEIGHT, 4 * MODEL_HEIGHT)
 _MAX_WIDTH = 16 * MODEL_HEIGHT
 LINE_SPAN = 0.85          # share of a row/column that must be dark for it to be a line
 _MARGIN_TOLERANCE = 24    # grey levels of variation a row/column may show and still be "empty"
-INK_BAND_SHARE = 0.9      # share of the ink (by rows) that ink_band keeps
-_INK_LEVEL = 200.0        # grey levels below this count as ink, weighted by how much darker
 
 
 def flatten(image: Image.Image) -> np.ndarray:
@@ -116,25 +113,6 @@ def remove_long_lines(grey: np.ndarray, span: float = LINE_SPAN) -> np.ndarray:
     return out
 
 
-def ink_band(grey: np.ndarray, share: float = INK_BAND_SHARE) -> np.ndarray:
-    """Crop to the rows holding the central `share` of the ink, plus an eighth of that height.
-
-    The models read best when the glyphs fill most of the height; a band of digits
-    inside a much taller noisy canvas (dots and lines above and below) comes out
-    small after the resize to 64 rows. Ink is weighted by darkness, so faint
-    noise far from the band barely moves its edges.
-    """
-    ink = np.clip(_INK_LEVEL - grey, 0.0, None).sum(axis=1)
-    total = float(ink.sum())
-    if total <= 0.0:
-        return grey
-    cumulative = np.cumsum(ink) / total
-    top = int(np.searchsorted(cumulative, (1.0 - share) / 2))
-    bottom = int(np.searchsorted(cumulative, 1.0 - (1.0 - share) / 2)) + 1
-    margin = (bottom - top) // 8
-    return grey[max(0, top - margin):min(grey.shape[0], bottom + margin)]
-
-
 def pad_margin(grey: np.ndarray, fraction: float = 0.1) -> np.ndarray:
     """Add a thin light border so glyphs touching the crop edge are not cut."""
     pad = max(1, int(round(fraction * grey.shape[0])))
@@ -169,11 +147,6 @@ class Page:
     rgb: np.ndarray
     box: tuple[slice, slice]
 
-    @cached_property
-    def ink(self) -> np.ndarray:
-        """The colour-distance grey of the whole image, computed once for the views built on it."""
-        return ink_contrast(self.rgb, self.rgb[self.box])
-
 
 def prepare(image: Image.Image) -> Page:
     """Flatten once per request; every view below starts from this."""
@@ -194,21 +167,16 @@ def standard(page: Page) -> np.ndarray:
 
 def colour_distance(page: Page) -> np.ndarray:
     """A second view for unsure readings: ink measured as colour distance from the background."""
-    return _crop(page, page.ink)
+    return _crop(page, ink_contrast(page.rgb, page.rgb[page.box]))
 
 
-def colour_band(page: Page) -> np.ndarray:
-    """A third view: the colour-distance view cropped to the band of rows that holds the ink."""
-    return pad_margin(ink_band(remove_long_lines(page.ink)[page.box]))
-
-
-VIEWS = {"standard": standard, "colour_distance": colour_distance, "colour_band": colour_band}
+VIEWS = {"standard": standard, "colour_distance": colour_distance}
 
 # Fonts differ in width and spacing; the models read glyphs best near the aspect
 # ratio they were trained on, so a horizontally squeezed second look recovers
 # wide or widely spaced digits that the first scale misreads.
 NARROW_STRETCH = 0.75
 
-# (view, horizontal stretch) in the order tried: only the first when a reading is sure. On the corpus,
-# colour_band in place of a narrow standard look read 0.8 points more images right at the same cost.
-LOOKS = (("standard", 1.0), ("colour_distance", 1.0), ("colour_band", 1.0), ("colour_distance", NARROW_STRETCH))
+# (view, horizontal stretch) in the order tried: only the first when a reading is sure.
+LOOKS = (("standard", 1.0), ("colour_distance", 1.0),
+         ("standard", NARROW_STRETCH), ("colour_distance", NARROW_STRETCH))

@@ -145,17 +145,3 @@ def test_standard_makes_light_on_dark_dark_on_light():
     ImageDraw.Draw(image).rectangle([20, 8, 60, 32], outline=(LIGHT,) * 3, width=3)  # a light "0"
     batch = model_input(image)[0, 0]
     assert np.median(batch) > 0.8 and batch.min() < 0.3
-
-
-def test_ink_band_crops_to_the_rows_that_hold_the_ink():
-    grey = np.full((100, 80), 255.0)
-    grey[40:60, 10:70] = 0.0           # the glyphs: a band of 20 rows
-    grey[5, 3] = grey[95, 77] = 0.0    # specks far above and below
-    band = normalise.ink_band(grey)
-    assert 20 <= band.shape[0] <= 20 + 2 * (20 // 8) + 2
-    assert band.min() == 0.0 and band.shape[1] == 80
-
-
-def test_ink_band_keeps_a_blank_image_whole():
-    grey = np.full((30, 60), 255.0)
-    assert normalise.ink_band(grey).shape == (30, 60)
