@@ -14,7 +14,7 @@ from rq.job import Job
 from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
-from shared.contract import JOB_FUNCTION, OcrJob
+from shared.contract import BATCH_FUNCTION, JOB_FUNCTION, OcrJob
 from shared.settings import Settings
 
 
@@ -44,6 +44,20 @@ def enqueue_reads(queue: Queue, jobs: list[OcrJob], settings: Settings, wait_s: 
     if not jobs:
         return []
     return queue.enqueue_many([_read_data(job, settings, wait_s) for job in jobs])
+
+
+def enqueue_collected(queue: Queue, jobs: list[OcrJob], settings: Settings, wait_s: float) -> Job:
+    """Enqueue several captchas as ONE job of :data:`BATCH_FUNCTION` (one worker reads them in turn)."""
+    data = Queue.prepare_data(
+        BATCH_FUNCTION,
+        kwargs={"items": [job.model_dump(exclude_none=True) for job in jobs]},
+        result_ttl=settings.result_ttl_s,
+        failure_ttl=settings.failure_ttl_s,
+        timeout=settings.job_timeout_s,
+        ttl=math.ceil(wait_s),
+        description=f"{BATCH_FUNCTION}({len(jobs)} images)",
+    )
+    return queue.enqueue_many([data])[0]
 
 
 def _read_data(job: OcrJob, settings: Settings, wait_s: float | None, job_id: str | None = None) -> EnqueueData:
