@@ -15,6 +15,7 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now, utcformat
 from rq.worker import WorkerStatus
 
+from shared.queue import KEEP_IMAGE
 from worker.jobs import ALLOWED_FUNCTIONS
 
 IMAGE_FIELD = "image_base64"
@@ -67,8 +68,10 @@ class CaptchaWorker(SimpleWorker):
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
         """A finished job's hash lives ``result_ttl`` for the dashboard and ``GET /jobs``: RQ saves it in
-        its success pipeline anyway, so save it without the image (Redis memory stays flat under load)."""
-        forget_image(job)
+        its success pipeline anyway, so save it without the image (Redis memory stays flat under load),
+        unless its producer asked to keep it (an Anti-Captcha task, for a later report)."""
+        if not job.meta.get(KEEP_IMAGE):
+            forget_image(job)
         super().handle_job_success(job, queue, started_job_registry)
 
     def prepare_execution(self, job: Job) -> Execution:
