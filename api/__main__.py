@@ -13,8 +13,9 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings.log_format)
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None
-    )
+        create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None,
+        loop="uvloop", http="httptools",
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

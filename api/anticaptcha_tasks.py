@@ -72,7 +72,9 @@ def create_task(services: Services, task: ImageToTextTask) -> int:
     ensure_queue_has_room(services)
     task_id = int(services.redis.incr(TASK_COUNTER_KEY))
     job = OcrJob(image_base64=task.body or "", digits=digits, max_digits=max_digits)
-    enqueue_read(services.queue, job, settings, wait_s=settings.result_ttl_s, job_id=task_job_id(task_id))
+    # A report of a wrong answer saves the task's image, read back from its finished job.
+    enqueue_read(services.queue, job, settings, wait_s=settings.result_ttl_s, job_id=task_job_id(task_id),
+                 keep_image=settings.keep_reported_images)  # fmt: skip
     return task_id
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,13 +13,13 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api import anticaptcha, batch, jobs
+from api import anticaptcha, batch, jobs, routes
+from api.collector import Collector
 from api.admission import QueueFull, queue_full_response
 from api.auth import RequireApiKey
 from api.body_limit import BodyLimitMiddleware
 from api.dependencies import Services
-from api.observability import Metrics, observe_request
-from api.routes import router
+from api.observability import Metrics, ObserveRequests
 from shared.imaging import ImageLimits
 from shared.queue import connect, make_queue
 from shared.settings import Settings
@@ -40,21 +41,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue = make_queue(redis, settings)
         metrics = Metrics(queue, redis)
         app.state.metrics = metrics
-        app.state.services = Services(
+        # The enqueue functions read `services` when called (after it is made): they need the queue and limits.
+        collector = Collector(
+            async_redis, settings.queue_name,
+            enqueue_one=lambda jobs: routes.enqueue_one(services, jobs),
+            enqueue_many=lambda jobs: routes.enqueue_collected_requests(services, jobs),
+            cancel=routes.cancel_if_queued,
+            max_requests=settings.collect_max_requests, wait_ms=settings.collect_wait_ms,
+        )  # fmt: skip
+        services = Services(
             settings=settings,
             limits=ImageLimits.from_settings(settings),
             redis=redis,
             async_redis=async_redis,
             queue=queue,
             metrics=metrics,
+            collector=collector,
         )
+        app.state.services = services
+        watcher = asyncio.create_task(services.collector.watch_workers())
         yield
+        watcher.cancel()
         await async_redis.aclose()
         redis.close()
 
     # FastAPIOffline serves the /docs and /redoc assets itself: a self-hosted service may have no CDN.
     app = FastAPIOffline(title="CaptchaOCR", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    app.include_router(router)
+    app.include_router(routes.router)
     app.include_router(batch.router, dependencies=[RequireApiKey])
     app.include_router(jobs.router, dependencies=[RequireApiKey])
     app.include_router(anticaptcha.router)
@@ -63,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)
     # The body limit sits inside the request observer, so its refusal reaches the route as it is raised.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.middleware("http")(observe_request)
+    app.add_middleware(ObserveRequests)
     return app
 
 

@@ -17,10 +17,10 @@ from rq.results import Result
 from api.admission import ensure_queue_has_room
 from api.dependencies import Services, ServicesDep
 from api.results import wait_for_results
-from api.routes import _cancel_if_queued
+from api.routes import cancel_if_queued
 from api.schemas import ErrorDetail, InvalidRequestResponse, UnavailableResponse
 from shared.contract import MAX_DIGITS, MIN_DIGITS, InputError, OcrJob
-from shared.imaging import decode_image
+from shared.imaging import check_image
 from shared.queue import enqueue_reads
 
 router = APIRouter()
@@ -74,7 +74,7 @@ async def ocr_batch(body: BatchRequest, request: Request, services: ServicesDep)
     results = await wait_for_results(services.async_redis, [job.id for job in jobs.values()], settings.wait_timeout_s)
     for job in jobs.values():
         if job.id not in results:
-            await run_in_threadpool(_cancel_if_queued, job)
+            await run_in_threadpool(cancel_if_queued, job)
     for index, job in jobs.items():
         items[index] = _item(job.id, results.get(job.id), services)
     request.state.outcome = "batch"
@@ -87,7 +87,7 @@ def _validate_and_enqueue(body: BatchRequest, services: Services) -> tuple[list[
     readable: dict[int, OcrJob] = {}
     for index, image in enumerate(body.images):
         try:
-            decode_image(image, services.limits)
+            check_image(image, services.limits)
         except InputError as error:
             items[index] = BatchItem(error=error.code.value, detail=error.detail)
             continue

@@ -10,6 +10,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from rq import Queue
 
+from api.collector import Collector
 from api.observability import Metrics
 from shared.imaging import ImageLimits
 from shared.settings import Settings
@@ -17,7 +18,7 @@ from shared.settings import Settings
 
 @dataclass
 class Services:
-    """Connections made once at start-up: a sync client for RQ's enqueue, an async one for waiting."""
+    """Made once at start-up: a sync client for RQ's enqueue, an async one for waiting, the collector."""
 
     settings: Settings
     limits: ImageLimits
@@ -25,6 +26,7 @@ class Services:
     async_redis: AsyncRedis
     queue: Queue
     metrics: Metrics
+    collector: Collector
 
 
 def get_services(request: Request) -> Services:

@@ -16,7 +16,7 @@ from rq.results import Result
 
 from api.dependencies import Services, ServicesDep
 from api.schemas import ErrorDetail, OcrResponse, RefusalResponse, UnavailableResponse
-from shared.contract import OcrRefusal
+from shared.contract import BATCH_FUNCTION, OcrRefusal
 
 router = APIRouter()
 
@@ -63,25 +63,41 @@ async def get_job(
 
 
 def _describe(services: Services, job_id: str) -> JobResponse | None:
-    job = find_job(services, job_id)
-    if job is None:
+    found = _find_request(services, job_id)
+    if found is None:
         return None
+    job, index = found
     state = _STATES.get(job.get_status(), "failed")
     result = job.latest_result() if state in ("finished", "failed") else None
     if result is None or result.type != Result.Type.SUCCESSFUL:
         detail = "the worker failed while reading this image" if state == "failed" else None
-        return JobResponse(job_id=job.id, status=state, detail=detail)
-    answer = result.return_value
+        return JobResponse(job_id=job_id, status=state, detail=detail)
+    answer = result.return_value if index is None else result.return_value["results"][index]
     if not answer.get("ok"):
         refusal = OcrRefusal.model_validate(answer)
         body = RefusalResponse(
-            detail=refusal.detail, error=refusal.error, confidence=refusal.confidence, job_id=job.id
+            detail=refusal.detail, error=refusal.error, confidence=refusal.confidence, job_id=job_id
         )
-        return JobResponse(job_id=job.id, status="finished", result=body)
+        return JobResponse(job_id=job_id, status="finished", result=body)
     enqueued = job.enqueued_at or result.created_at
     elapsed_ms = round((result.created_at - enqueued).total_seconds() * 1000, 2)
     ocr = OcrResponse(
         number=answer["number"], text=answer["text"], confidence=answer["confidence"],
-        job_id=job.id, elapsed_ms=elapsed_ms,
+        job_id=job_id, elapsed_ms=elapsed_ms,
     )  # fmt: skip
-    return JobResponse(job_id=job.id, status="finished", result=ocr)
+    return JobResponse(job_id=job_id, status="finished", result=ocr)
+
+
+def _find_request(services: Services, job_id: str) -> tuple[Job, int | None] | None:
+    """The job that read this request, and the request's place in it: ``<job>_<index>`` names one of
+    the requests the API collected into one ``read_captchas`` job."""
+    job = find_job(services, job_id)
+    if job is not None:
+        return job, None
+    collected, _, index = job_id.rpartition("_")
+    if not collected or not index.isdigit():
+        return None
+    job = find_job(services, collected)
+    if job is None or job.func_name != BATCH_FUNCTION or int(index) >= len(job.kwargs.get("items", [])):
+        return None
+    return job, int(index)

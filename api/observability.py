@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
-from fastapi import Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis import Redis
 from rq import Queue
 from rq.worker import Worker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("captchaocr.api")
 
@@ -68,23 +68,43 @@ class QueueCollector(Collector):
         yield GaugeMetricFamily("captchaocr_workers_alive", "Workers registered on the queue.", value=workers)
 
 
-async def observe_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Count, time and log every request (HTTP middleware)."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    elapsed = time.perf_counter() - started
-    route = request.scope.get("route")
-    path = getattr(route, "path", "unmatched")
-    outcome = getattr(request.state, "outcome", None) or str(response.status_code)
-    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
-    if metrics is not None:
-        metrics.requests.labels(path, outcome).inc()
-        metrics.latency.labels(path).observe(elapsed)
-    log.info(
-        "%s %s %s %s %.1fms job=%s",
-        request.method, path, response.status_code, outcome, elapsed * 1000,
-        getattr(request.state, "job_id", "-"),
-        extra={"route": path, "status": response.status_code, "outcome": outcome,
-               "ms": round(elapsed * 1000, 2), "job_id": getattr(request.state, "job_id", None)},
-    )  # fmt: skip
-    return response
+class ObserveRequests:
+    """Count, time and log every request: a pure ASGI middleware (Starlette's ``BaseHTTPMiddleware``
+    costs a task group and a streamed response per request: about a tenth of the API's CPU per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        state = scope.setdefault("state", {})  # what routes write as request.state
+        status_code = 500  # unless a response starts: an exception became Starlette's 500
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            self._record(scope, state, status_code, time.perf_counter() - started)
+
+    @staticmethod
+    def _record(scope: Scope, state: dict, status_code: int, elapsed: float) -> None:
+        path = getattr(scope.get("route"), "path", "unmatched")
+        outcome = state.get("outcome") or str(status_code)
+        job_id = state.get("job_id")
+        metrics: Metrics | None = getattr(scope["app"].state, "metrics", None) if "app" in scope else None
+        if metrics is not None:
+            metrics.requests.labels(path, outcome).inc()
+            metrics.latency.labels(path).observe(elapsed)
+        log.info(
+            "%s %s %s %s %.1fms job=%s", scope["method"], path, status_code, outcome, elapsed * 1000, job_id or "-",
+            extra={"route": path, "status": status_code, "outcome": outcome, "ms": round(elapsed * 1000, 2),
+                   "job_id": job_id},
+        )  # fmt: skip

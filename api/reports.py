@@ -1,7 +1,7 @@
 """Answers a client reported as wrong: counted always, kept on disk only when the operator asks.
 
-The image is never stored for this: a task's image is already in its RQ job (the job's arguments) for
-as long as its result lives, and that is where a report reads it from.
+The image is never stored for this: with ``keep_reported_images`` a task's image stays in its RQ job (the
+job's arguments) for as long as its result lives, and that is where a report reads it from.
 """
 
 from __future__ import annotations

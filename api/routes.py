@@ -10,22 +10,24 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.results import Result
 from rq.worker import Worker
 
 from api.admission import ensure_queue_has_room
+from api.collector import JobFailed
 from api.auth import RequireApiKey
 from api.dependencies import Services, ServicesDep
-from api.results import wait_for_result
 from api.schemas import (
     ErrorDetail, HealthResponse, OcrRequest, OcrResponse, OcrUnprocessable, RefusalResponse,
     UnavailableResponse,
 )  # fmt: skip
 from shared.contract import InputError, OcrJob, OcrRefusal
-from shared.imaging import decode_image
-from shared.queue import enqueue_read
+from shared.imaging import check_image
+from shared.queue import enqueue_collected, enqueue_read
 
 router = APIRouter()
+# Checking a captcha-sized image takes tens of microseconds: less than a hop to a thread. A larger
+# body is checked in a thread so that it never holds up the event loop.
+INLINE_CHECK_CHARS = 64 * 1024
 
 
 @router.get("/", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
@@ -56,41 +58,44 @@ async def ocr(body: OcrRequest, request: Request, services: ServicesDep) -> JSON
     worker answered within the wait limit (the body then holds the job id to look up later)."""
     started = time.perf_counter()
     settings = services.settings
+    job = body.to_job()
     try:
-        job = await run_in_threadpool(_validate_and_enqueue, body.to_job(), services)
+        if len(job.image_base64) > INLINE_CHECK_CHARS:
+            await run_in_threadpool(check_image, job.image_base64, services.limits)
+        else:
+            check_image(job.image_base64, services.limits)
     except InputError as error:
         request.state.outcome = error.code.value
         return _refusal(error.refusal(), job_id=None)
-    request.state.job_id = job.id
-    result = await wait_for_result(services.async_redis, job.id, settings.wait_timeout_s)
-    if result is None:
+    try:
+        job_id, answer = await services.collector.read(job, settings.wait_timeout_s)
+    except JobFailed as failed:
+        return JSONResponse(
+            {"detail": "the worker failed while reading this image", "job_id": str(failed)},
+            status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    request.state.job_id = job_id
+    if answer is None:
         request.state.outcome = "timeout"
-        await run_in_threadpool(_cancel_if_queued, job)
         return JSONResponse(
             UnavailableResponse(
-                detail=f"no worker answered within {settings.wait_timeout_s:g} s", job_id=job.id
+                detail=f"no worker answered within {settings.wait_timeout_s:g} s", job_id=job_id
             ).model_dump(),
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "1"},
         )
-    if result.type != Result.Type.SUCCESSFUL:
-        return JSONResponse(
-            {"detail": "the worker failed while reading this image", "job_id": job.id},
-            status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        )
-    answer = result.return_value
     services.metrics.observe_result(answer)
     if not answer.get("ok"):
         refusal = OcrRefusal.model_validate(answer)
         request.state.outcome = refusal.error.value
-        return _refusal(refusal, job_id=job.id)
+        return _refusal(refusal, job_id=job_id)
     request.state.outcome = "solved"
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     body = OcrResponse(
         number=answer["number"],
         text=answer["text"],
         confidence=answer["confidence"],
-        job_id=job.id,
+        job_id=job_id,
         elapsed_ms=elapsed_ms,
     )
     return JSONResponse(body.model_dump())
@@ -103,14 +108,19 @@ async def metrics(services: ServicesDep) -> Response:
     return Response(payload, media_type=CONTENT_TYPE_LATEST)
 
 
-def _validate_and_enqueue(job: OcrJob, services: Services) -> Job:
-    """Refuse unreadable input before it costs a queue round trip, then enqueue (runs in a thread)."""
-    decode_image(job.image_base64, services.limits)
+def enqueue_one(services: Services, jobs: list[OcrJob]) -> Job:
+    """One request as its own ``read_captcha`` job, if the queue has room (runs in a thread)."""
     ensure_queue_has_room(services)
-    return enqueue_read(services.queue, job, services.settings, wait_s=services.settings.wait_timeout_s)
+    return enqueue_read(services.queue, jobs[0], services.settings, wait_s=services.settings.wait_timeout_s)
 
 
-def _cancel_if_queued(job: Job) -> None:
+def enqueue_collected_requests(services: Services, jobs: list[OcrJob]) -> Job:
+    """Requests collected while every worker was busy, as one ``read_captchas`` job (runs in a thread)."""
+    ensure_queue_has_room(services)
+    return enqueue_collected(services.queue, jobs, services.settings, wait_s=services.settings.wait_timeout_s)
+
+
+def cancel_if_queued(job: Job) -> None:
     """A job nobody waits for any more must not cost a worker an inference. Its TTL is the wait limit,
     so it may already be gone from Redis (or be cancelled meanwhile): then there is nothing to cancel."""
     try:

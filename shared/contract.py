@@ -14,6 +14,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 JOB_FUNCTION = "worker.jobs.read_captcha"
+# ``read_captchas(items=[OcrJob, ...])`` returns ``{"results": [result, ...]}``, one per item in order: the
+# API collects concurrent requests into one such job so that RQ's cost per job is shared among them.
+BATCH_FUNCTION = "worker.jobs.read_captchas"
 MIN_DIGITS = 1
 MAX_DIGITS = 8
 

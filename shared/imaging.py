@@ -1,7 +1,7 @@
 """Turn the base64 text a client sends into a decoded image, within the configured limits.
 
-The API runs it to refuse bad input before anything is queued; the worker runs it again because it
-cannot trust what a crawler put on the queue.
+The API checks the base64 and the image header to refuse bad input before anything is queued; the
+worker decodes it in full, checking again, because it cannot trust what a crawler put on the queue.
 """
 
 from __future__ import annotations
@@ -76,6 +76,16 @@ def _data_url_payload(url: str) -> str:
 
 def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
     """Decode image bytes, checking the size from the header before any pixel is decoded."""
+    image = _open_header(data, limits)
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(ErrorCode.NOT_AN_IMAGE, f"not a decodable image: {exc}") from exc
+    return image
+
+
+def _open_header(data: bytes, limits: ImageLimits) -> Image.Image:
+    """The image with only its header read, refused when its type or size is not acceptable."""
     if len(data) > limits.max_image_bytes:
         raise InputError(ErrorCode.IMAGE_TOO_LARGE, f"image too large: over {limits.max_image_bytes} bytes")
     try:
@@ -95,11 +105,13 @@ def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
         )
     if min(width, height) < MIN_IMAGE_SIDE:
         raise InputError(ErrorCode.IMAGE_TOO_SMALL, f"image too small: {width}x{height} pixels")
-    try:
-        image.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(ErrorCode.NOT_AN_IMAGE, f"not a decodable image: {exc}") from exc
     return image
+
+
+def check_image(text: str, limits: ImageLimits) -> None:
+    """What the API checks before queueing: base64, image type and size from the header. The pixels are
+    decoded once, by the worker (which refuses a corrupt body the same way, as ``not_an_image``)."""
+    _open_header(decode_base64(text, limits), limits).close()
 
 
 def decode_image(text: str, limits: ImageLimits) -> Image.Image:

@@ -14,7 +14,7 @@ from rq.job import Job
 from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
-from shared.contract import JOB_FUNCTION, OcrJob
+from shared.contract import BATCH_FUNCTION, JOB_FUNCTION, OcrJob
 from shared.settings import Settings
 
 
@@ -32,11 +32,17 @@ def make_queue(connection: Redis, settings: Settings) -> Queue:
     return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
 
 
+# Job meta flag: the worker keeps the image in the finished job (read back by a later report).
+KEEP_IMAGE = "keep_image"
+
+
 def enqueue_read(
-    queue: Queue, job: OcrJob, settings: Settings, wait_s: float | None = None, job_id: str | None = None
-) -> Job:
-    """Enqueue one captcha; with ``wait_s`` the job is dropped if no worker took it by then."""
-    return queue.enqueue_many([_read_data(job, settings, wait_s, job_id)])[0]
+    queue: Queue, job: OcrJob, settings: Settings, wait_s: float | None = None, job_id: str | None = None,
+    keep_image: bool = False,
+) -> Job:  # fmt: skip
+    """Enqueue one captcha; with ``wait_s`` the job is dropped if no worker took it by then. A finished
+    job keeps its image for ``result_ttl_s`` only with ``keep_image``."""
+    return queue.enqueue_many([_read_data(job, settings, wait_s, job_id, keep_image)])[0]
 
 
 def enqueue_reads(queue: Queue, jobs: list[OcrJob], settings: Settings, wait_s: float | None = None) -> list[Job]:
@@ -46,7 +52,23 @@ def enqueue_reads(queue: Queue, jobs: list[OcrJob], settings: Settings, wait_s: 
     return queue.enqueue_many([_read_data(job, settings, wait_s) for job in jobs])
 
 
-def _read_data(job: OcrJob, settings: Settings, wait_s: float | None, job_id: str | None = None) -> EnqueueData:
+def enqueue_collected(queue: Queue, jobs: list[OcrJob], settings: Settings, wait_s: float) -> Job:
+    """Enqueue several captchas as ONE job of :data:`BATCH_FUNCTION` (one worker reads them in turn)."""
+    data = Queue.prepare_data(
+        BATCH_FUNCTION,
+        kwargs={"items": [job.model_dump(exclude_none=True) for job in jobs]},
+        result_ttl=settings.result_ttl_s,
+        failure_ttl=settings.failure_ttl_s,
+        timeout=settings.job_timeout_s,
+        ttl=math.ceil(wait_s),
+        description=f"{BATCH_FUNCTION}({len(jobs)} images)",
+    )
+    return queue.enqueue_many([data])[0]
+
+
+def _read_data(
+    job: OcrJob, settings: Settings, wait_s: float | None, job_id: str | None = None, keep_image: bool = False
+) -> EnqueueData:
     return Queue.prepare_data(
         JOB_FUNCTION,
         kwargs=job.model_dump(exclude_none=True),
@@ -55,6 +77,7 @@ def _read_data(job: OcrJob, settings: Settings, wait_s: float | None, job_id: st
         timeout=settings.job_timeout_s,
         ttl=math.ceil(wait_s) if wait_s else None,
         job_id=job_id,
+        meta={KEEP_IMAGE: True} if keep_image else None,
         # RQ's default description repeats the arguments (the image) in the job hash and the dashboard.
         description=f"{JOB_FUNCTION}(digits={job.digits or settings.default_digits})",
     )

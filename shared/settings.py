@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     wait_timeout_s: float = Field(10.0, gt=0, description="How long POST /ocr waits for a result: then 503.")
     max_queue_depth: int = Field(1000, ge=1, description="Jobs waiting beyond which new requests get 503 at once.")
     batch_max_images: int = Field(64, ge=1, description="Most images one POST /ocr/batch may carry.")
+    collect_max_requests: int = Field(
+        16, ge=1, le=64, description="Most POST /ocr requests collected into one job while every worker is busy (1: never)."
+    )
+    collect_wait_ms: float = Field(
+        2.0, ge=0, description="Longest a request is held to be collected with others while every worker is busy."
+    )
 
     # Anti-Captcha-compatible task API (/createTask, /getTaskResult, ...)
     api_keys: Annotated[tuple[str, ...], NoDecode] = Field(

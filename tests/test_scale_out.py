@@ -86,7 +86,8 @@ class Cluster:
         return httpx.Client(base_url=self.api_url, timeout=timeout, trust_env=False)
 
     def worker_of(self, redis: Redis, job_id: str) -> str:
-        result = Job.fetch(job_id, connection=redis, serializer=JSONSerializer).latest_result()
+        # A request collected with others is <job>_<index> (README: GET /jobs); its worker is the job's.
+        result = Job.fetch(job_id.partition("_")[0], connection=redis, serializer=JSONSerializer).latest_result()
         assert result is not None, job_id
         return result.worker_name
 

@@ -1,4 +1,5 @@
-"""The job functions workers run. ``read_captcha`` is the stable entry point crawlers enqueue by name."""
+"""The job functions workers run. ``read_captcha`` is the stable entry point crawlers enqueue by name;
+``read_captchas`` reads several captchas in one job (the API collects concurrent requests into it)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.contract import JOB_FUNCTION, ErrorCode, OcrJob, OcrRefusal
+from shared.contract import BATCH_FUNCTION, JOB_FUNCTION, ErrorCode, OcrJob, OcrRefusal
 from shared.settings import Settings
 from worker.reading import CaptchaReader
 
-ALLOWED_FUNCTIONS = frozenset({JOB_FUNCTION})
+ALLOWED_FUNCTIONS = frozenset({JOB_FUNCTION, BATCH_FUNCTION})
 
 _reader: CaptchaReader | None = None
 
@@ -31,3 +32,13 @@ def read_captcha(**payload: Any) -> dict[str, Any]:
         return OcrRefusal(error=ErrorCode.INVALID_JOB, detail=f"invalid job payload: {problems}").model_dump()
     reader = _reader or load_models(Settings())
     return reader.read_job(job).model_dump(mode="json")
+
+
+def read_captchas(items: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Read each item as :func:`read_captcha` would, in order: a bad item is refused on its own and the
+    others are still answered. Returns ``{"results": [...]}``, one result per item."""
+    return {"results": [read_captcha(**item) if isinstance(item, dict) else _not_a_payload() for item in items]}
+
+
+def _not_a_payload() -> dict[str, Any]:
+    return OcrRefusal(error=ErrorCode.INVALID_JOB, detail="invalid job payload: an item is not an object").model_dump()

@@ -9,25 +9,42 @@ from typing import Any
 
 from redis.client import Pipeline
 from rq import Queue, SimpleWorker
+from rq.executions import Execution
 from rq.job import Job
+from rq.registry import StartedJobRegistry
 from rq.utils import now, utcformat
 from rq.worker import WorkerStatus
 
+from shared.queue import KEEP_IMAGE
 from worker.jobs import ALLOWED_FUNCTIONS
 
 IMAGE_FIELD = "image_base64"
 ABANDONED_AFTER_TIMEOUT_S = 5
+HEARTBEAT_EVERY_S = 1.0
 
 
 def forget_image(job: Job, *exc_info: object) -> bool:
-    """Exception handler: a failed job stays in the failed registry for ``failure_ttl``, so keep its
-    arguments for the operators but not the image. Returns True so RQ's other handling goes on."""
+    """Keep a job's arguments for the operators but not its image(s): a failed job stays in the failed
+    registry for ``failure_ttl`` and a finished one ``result_ttl``. Also an RQ exception handler, hence
+    the signature; returns True so RQ's other handling goes on."""
     kwargs = job.kwargs if isinstance(job.kwargs, dict) else {}
-    image = kwargs.get(IMAGE_FIELD)
-    if isinstance(image, str):
-        job.kwargs = {**kwargs, IMAGE_FIELD: f"<image removed: {len(image)} base64 characters>"}
+    items = kwargs.get("items") if isinstance(kwargs.get("items"), list) else [kwargs]
+    images = [item[IMAGE_FIELD] for item in items if isinstance(item, dict) and isinstance(item.get(IMAGE_FIELD), str)]
+    if not images:
+        return True
+    if "items" in kwargs:
+        job.kwargs = {**kwargs, "items": [_without_image(item) for item in kwargs["items"]]}
+    else:
+        job.kwargs = _without_image(kwargs)
+    if any(image[:64] in (job.description or "") for image in images):  # RQ's default names the arguments
         job.description = f"{job.func_name}(image removed)"
     return True
+
+
+def _without_image(payload: object) -> object:
+    if isinstance(payload, dict) and isinstance(payload.get(IMAGE_FIELD), str):
+        return {**payload, IMAGE_FIELD: f"<image removed: {len(payload[IMAGE_FIELD])} base64 characters>"}
+    return payload
 
 
 def worker_name() -> str:
@@ -48,6 +65,45 @@ class CaptchaWorker(SimpleWorker):
         # Runs for every failure, in this worker and for jobs abandoned by a dead worker that this
         # worker's registry maintenance moves to the failed registry.
         self.push_exc_handler(forget_image)
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
+        """A finished job's hash lives ``result_ttl`` for the dashboard and ``GET /jobs``: RQ saves it in
+        its success pipeline anyway, so save it without the image (Redis memory stays flat under load),
+        unless its producer asked to keep it (an Anti-Captcha task, for a later report)."""
+        if not job.meta.get(KEEP_IMAGE):
+            forget_image(job)
+        super().handle_job_success(job, queue, started_job_registry)
+
+    def prepare_execution(self, job: Job) -> Execution:
+        """RQ's two preparations of a job (the execution record and busy state, then the worker's current
+        job, heartbeats and the job's started state) in one pipeline instead of two round trips."""
+        with self.connection.pipeline() as pipeline:
+            heartbeat_ttl = self.get_heartbeat_ttl(job)
+            self.execution = Execution.create(job, heartbeat_ttl, pipeline=pipeline, worker_name=self.name)
+            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+            self.set_current_job_id(job.id, pipeline=pipeline)
+            self.set_current_job_working_time(0, pipeline=pipeline)
+            super().heartbeat(heartbeat_ttl, pipeline=pipeline)
+            job.heartbeat(now(), heartbeat_ttl, pipeline=pipeline)
+            job.prepare_for_execution(self.name, pipeline=pipeline)
+            if len(self.queues) == 1:  # what RQ's perform_job asks for: the job leaves the intermediate queue
+                pipeline.lrem(self.queues[0].intermediate_queue_key, 1, job.id)
+            pipeline.execute()
+        return self.execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """Done by :meth:`prepare_execution`, which a :class:`SimpleWorker` always calls just before."""
+
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """RQ also refreshes the job's heartbeat here (a round trip before the result is saved) for its
+        success and failure callbacks; jobs here have none, and the result pipeline follows at once."""
+        job.ended_at = now()
+
+    def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
+        """RQ sets "idle" after each job and again before taking the next: skip the repeated round trip."""
+        if pipeline is None and state == self._state:
+            return
+        super().set_state(state, pipeline)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         if job.func_name in ALLOWED_FUNCTIONS:
@@ -77,9 +133,15 @@ class CaptchaWorker(SimpleWorker):
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's heartbeat in one round trip, which also notices a Redis that lost this worker's
         registration (restarted or flushed) and registers again, so dashboards and the health check
-        keep seeing a worker that reconnected by itself."""
+        keep seeing a worker that reconnected by itself.
+
+        RQ beats three times per job (before and after taking it, after running it) to keep a key that
+        lives ``worker_ttl`` (minutes): once every ``HEARTBEAT_EVERY_S`` is plenty, and each beat saved is
+        a Redis round trip, one of them between taking a job and starting it."""
         if pipeline is not None:
             super().heartbeat(timeout, pipeline)
+            return
+        if timeout is None and self.last_heartbeat and (now() - self.last_heartbeat).total_seconds() < HEARTBEAT_EVERY_S:
             return
         self.last_heartbeat = now()
         with self.connection.pipeline() as batch:

@@ -1,0 +1,138 @@
+"""Collect concurrent ``POST /ocr`` requests into one RQ job, so RQ's cost per job is shared among them.
+
+A job costs the API, the worker and Redis a few ms of CPU whatever it carries (RQ's bookkeeping: about
+20 Redis round trips), next to about 11 ms for the model; on 2 cores that overhead comes out of the
+model's share. So while every worker already has one of this API's jobs, new requests wait here
+(at most ``collect_wait_ms``, or until ``collect_max_requests`` are waiting, or until a job of ours
+finishes) and go out together as one ``read_captchas`` job. A request that finds a worker free goes out
+at once as its own ``read_captcha`` job: a lone request is never delayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis as AsyncRedis
+from rq.job import Job
+from rq.results import Result
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
+from starlette.concurrency import run_in_threadpool
+
+from api.results import wait_for_result
+from shared.contract import OcrJob
+
+# (jobs) -> the enqueued RQ job; runs in a thread (RQ's client is synchronous) and may raise QueueFull.
+Enqueue = Callable[[list[OcrJob]], Job]
+# (job) -> None: cancel a job nobody waits for any more (runs in a thread).
+Cancel = Callable[[Job], None]
+WORKER_COUNT_REFRESH_S = 1.0
+
+
+class JobFailed(Exception):
+    """The worker failed the job (an exception, not a refusal): every request in it gets a 500."""
+
+
+@dataclass
+class Ticket:
+    """One request's place in a job: its id once enqueued (``<job>`` alone, ``<job>_<index>`` when the job
+    carries several requests), and its result dict once the worker answered (None: no answer in time)."""
+
+    job: OcrJob
+    deadline: float
+    done: asyncio.Future[dict[str, Any] | None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    job_id: str | None = None
+
+
+class Collector:
+    """Per API process: counts this process's jobs in flight against the live workers of the queue."""
+
+    def __init__(self, async_redis: AsyncRedis, queue_name: str, enqueue_one: Enqueue, enqueue_many: Enqueue,
+                 cancel: Cancel, max_requests: int, wait_ms: float) -> None:  # fmt: skip
+        self.redis = async_redis
+        self.workers_key = WORKERS_BY_QUEUE_KEY % queue_name
+        self.enqueue_one = enqueue_one
+        self.enqueue_many = enqueue_many
+        self.cancel = cancel
+        self.max_requests = max_requests
+        self.wait_s = wait_ms / 1000
+        self.workers = 1
+        self.in_flight = 0
+        self.pending: list[Ticket] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def read(self, job: OcrJob, timeout_s: float) -> tuple[str | None, dict[str, Any] | None]:
+        """Have ``job`` read: ``(job id, result dict)``; the result is None when none came in time, and the
+        id None when the request never left this process. Raises :class:`JobFailed`, or what enqueueing
+        raised (queue full, Redis away) for every request of that job."""
+        ticket = Ticket(job, time.monotonic() + timeout_s)
+        self.pending.append(ticket)
+        if self.in_flight < self.workers or len(self.pending) >= self.max_requests:
+            self._flush()
+        elif self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.wait_s, self._flush)
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(ticket.done), timeout_s)
+        except TimeoutError:
+            if ticket in self.pending:  # never enqueued: nothing to cancel or to look up later
+                self.pending.remove(ticket)
+                return None, None
+            answer = await ticket.done  # enqueued: its job's wait ends at the deadline (and cancels it)
+        return ticket.job_id, answer
+
+    async def watch_workers(self) -> None:
+        """Keep the live worker count fresh (one SCARD a second); errors keep the last known count."""
+        while True:
+            try:
+                self.workers = max(1, int(await self.redis.scard(self.workers_key)))
+            except Exception:  # noqa: BLE001 - Redis away: requests report it; keep the last count
+                pass
+            await asyncio.sleep(WORKER_COUNT_REFRESH_S)
+
+    def _flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        tickets, self.pending = self.pending, []
+        if not tickets:
+            return
+        self.in_flight += 1
+        task = asyncio.create_task(self._run(tickets))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, tickets: list[Ticket]) -> None:
+        try:
+            outcome: list[dict[str, Any] | None] | Exception = await self._enqueue_and_wait(tickets)
+        except Exception as error:  # noqa: BLE001 - handed to each waiting request, which answers it
+            outcome = error
+        self.in_flight -= 1
+        if self.pending and self.in_flight < self.workers:
+            self._flush()  # a worker is free now: the next job goes out before these answers are handed back
+        for index, ticket in enumerate(tickets):
+            if ticket.done.done():
+                continue
+            if isinstance(outcome, Exception):
+                ticket.done.set_exception(outcome)
+                ticket.done.exception()  # marked as retrieved: a request that gave up never reads it
+            else:
+                ticket.done.set_result(outcome[index])
+
+    async def _enqueue_and_wait(self, tickets: list[Ticket]) -> list[dict[str, Any] | None]:
+        jobs = [ticket.job for ticket in tickets]
+        single = len(tickets) == 1
+        job = await run_in_threadpool(self.enqueue_one if single else self.enqueue_many, jobs)
+        for index, ticket in enumerate(tickets):
+            ticket.job_id = job.id if single else f"{job.id}_{index}"
+        timeout_s = max(ticket.deadline for ticket in tickets) - time.monotonic()
+        result = await wait_for_result(self.redis, job.id, timeout_s)
+        if result is None:
+            await run_in_threadpool(self.cancel, job)
+            return [None] * len(tickets)
+        if result.type != Result.Type.SUCCESSFUL:
+            raise JobFailed(job.id)
+        return [result.return_value] if single else list(result.return_value["results"])
