@@ -11,12 +11,16 @@ checks:
   ``--jobs`` the end must be within ``--rss-tolerance`` (10%) of the first figure, worker by worker;
 - afterwards every ``rq:job:*`` and ``rq:results:*`` key in Redis has a TTL no longer than the
   setting that governs it (``CAPTCHAOCR_RESULT_TTL_S``, ``CAPTCHAOCR_FAILURE_TTL_S`` for failed jobs):
-  none is persistent, so Redis holds no more than the TTLs allow.
+  none is persistent, so Redis holds no more than the TTLs allow;
+- Redis ``used_memory`` every ``--sample-every`` seconds; when the run lasts at least twice
+  ``CAPTCHAOCR_RESULT_TTL_S``, memory must be flat once results expire: the mean of the last TTL-long
+  window within ``--redis-tolerance`` (10%) of the window before it.
 
 Prints a Markdown summary; the exit code is 1 when a check failed.
 
     python -m bench.soak                                    # 64 clients, 60 s, 2 workers
     python -m bench.soak --jobs 20000 --markdown bench/out/soak.md   # until 20,000 answers; RSS checked
+    python -m bench.soak --seconds 100 --set result_ttl_s=30         # Redis memory flat after the TTL
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import base64
 import json
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -58,6 +63,8 @@ class SoakOptions:
     rss_tolerance: float = 0.10
     warmup_s: float = 2.0  # left out of the latency figures (answers are checked all the same)
     settings: dict[str, str] = field(default_factory=dict)  # extra CAPTCHAOCR_* settings, lower-case names
+    sample_every_s: float = 5.0  # Redis used_memory sampling period
+    redis_tolerance: float = 0.10
 
 
 @dataclass
@@ -82,6 +89,7 @@ class SoakReport:
     redis_keys: dict[str, dict[str, int]]
     failed_jobs: int
     ttl_limits: str
+    redis_memory: list[tuple[float, int]]  # (seconds since the load started, used_memory bytes)
     checks: list[Check]
 
     @property
@@ -124,6 +132,10 @@ class SoakReport:
         ]
         for pattern, figures in self.redis_keys.items():
             lines.append(f"| `{pattern}` | {figures['count']} | {figures['persistent']} | {figures['max_ttl']} |")
+        if self.redis_memory:
+            lines += ["", "| s since start | " + " | ".join(f"{t:.0f}" for t, _ in self.redis_memory) + " |",
+                      "|---|" + "---|" * len(self.redis_memory),
+                      "| Redis used_memory MiB | " + " | ".join(f"{b / MIB:.1f}" for _, b in self.redis_memory) + " |"]
         lines += ["", "| check | result | detail |", "|---|---|---|"]
         lines += [f"| {c.name} | {'ok' if c.ok else '**FAILED**'} | {c.detail} |" for c in self.checks]
         if self.mismatches:
@@ -155,6 +167,48 @@ def expected_answers(images: list[str], settings: Settings) -> list[OcrAnswer | 
 
     reader = CaptchaReader(settings)
     return [reader.read_job(OcrJob(image_base64=image)) for image in images]
+
+
+class RedisMemorySampler:
+    """Samples Redis ``used_memory`` in a thread while the load runs (its own connection)."""
+
+    def __init__(self, client: Redis, every_s: float) -> None:
+        self.client, self.every_s = client, every_s
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RedisMemorySampler:
+        self._started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _sample(self) -> None:
+        self.samples.append((time.perf_counter() - self._started, int(self.client.info("memory")["used_memory"])))
+
+    def _run(self) -> None:
+        while not self._stop.wait(0 if not self.samples else self.every_s):
+            self._sample()
+
+
+def redis_memory_check(samples: list[tuple[float, int]], ttl_s: float, tolerance: float) -> Check | None:
+    """Flat once results expire: the last TTL-long window's mean within ``tolerance`` of the one before it.
+    None when the run was too short to tell (under twice the TTL)."""
+    end = samples[-1][0] if samples else 0.0
+    if end < 2 * ttl_s:
+        return None
+    last = [b for t, b in samples if t > end - ttl_s]
+    before = [b for t, b in samples if end - 2 * ttl_s < t <= end - ttl_s]
+    if not last or not before:
+        return None
+    change = (sum(last) / len(last)) / (sum(before) / len(before)) - 1
+    return Check(f"Redis memory flat once results expire (last {ttl_s:g} s against the {ttl_s:g} s before)",
+                 abs(change) <= tolerance, f"{change:+.1%}")  # fmt: skip
 
 
 def rss(pids: list[int]) -> dict[int, int]:
@@ -240,8 +294,9 @@ def run_soak(options: SoakOptions, tmp: Path, log=print) -> SoakReport:  # noqa:
         seconds = float("inf") if options.jobs else options.seconds
         log(f"soak: {options.clients} clients, " + (f"until {options.jobs} jobs" if options.jobs else f"{seconds:g} s"))
         started = time.perf_counter()
-        load = asyncio.run(run_load("127.0.0.1", stack.port, requests, options.clients, seconds,
-                                    warmup_s=options.warmup_s, on_response=on_response, stop=stop))  # fmt: skip
+        with RedisMemorySampler(stack.redis.client(), options.sample_every_s) as sampler:
+            load = asyncio.run(run_load("127.0.0.1", stack.port, requests, options.clients, seconds,
+                                        warmup_s=options.warmup_s, on_response=on_response, stop=stop))  # fmt: skip
         duration = time.perf_counter() - started
         alive = [worker.alive() for worker in stack.workers]
         rss_end = rss([pid for pid, up in zip(worker_pids, alive, strict=True) if up])
@@ -267,6 +322,8 @@ def run_soak(options: SoakOptions, tmp: Path, log=print) -> SoakReport:  # noqa:
         Check("Redis keys all expire within their TTL", not key_problems,
               "; ".join(key_problems[:5]) or f"{sum(r['count'] for r in redis_keys.values())} keys, all expiring"),
     ]  # fmt: skip
+    if (memory_check := redis_memory_check(sampler.samples, settings.result_ttl_s, options.redis_tolerance)):
+        checks.append(memory_check)
     if options.jobs:
         first = state["rss_first"]
         if first is None:
@@ -281,7 +338,8 @@ def run_soak(options: SoakOptions, tmp: Path, log=print) -> SoakReport:  # noqa:
             ))  # fmt: skip
     return SoakReport(options, load, state["answers"], statuses, duration, mismatches, state["rss_first"],
                       state["rss_first_jobs"], rss_end, api_rss, redis_keys, failed,
-                      f"{settings.result_ttl_s} s finished, {settings.failure_ttl_s} s failed", checks)  # fmt: skip
+                      f"{settings.result_ttl_s} s finished, {settings.failure_ttl_s} s failed", sampler.samples,
+                      checks)  # fmt: skip
 
 
 def _describe(answer: OcrAnswer | OcrRefusal) -> str:
@@ -303,12 +361,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-tolerance", type=float, default=defaults.rss_tolerance)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a CAPTCHAOCR_ setting for the stack, e.g. --set result_ttl_s=60")  # fmt: skip
+    parser.add_argument("--sample-every", type=float, default=defaults.sample_every_s,
+                        help="seconds between Redis used_memory samples")  # fmt: skip
+    parser.add_argument("--redis-tolerance", type=float, default=defaults.redis_tolerance)
     parser.add_argument("--markdown", type=Path, help="also write the summary here")
     args = parser.parse_args(argv)
     options = SoakOptions(
         clients=args.clients, seconds=args.seconds, jobs=args.jobs, workers=args.workers, images=args.images,
         limit=args.limit, rss_after=args.rss_after, rss_tolerance=args.rss_tolerance,
-        settings=dict(item.split("=", 1) for item in args.set),
+        settings=dict(item.split("=", 1) for item in args.set), sample_every_s=args.sample_every,
+        redis_tolerance=args.redis_tolerance,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="captchaocr-soak-") as tmp:
         report = run_soak(options, Path(tmp), log=lambda text: print(text, file=sys.stderr))
