@@ -57,13 +57,20 @@ def enqueue_collected(queue: Queue, jobs: list[OcrJob], settings: Settings, wait
     data = Queue.prepare_data(
         BATCH_FUNCTION,
         kwargs={"items": [job.model_dump(exclude_none=True) for job in jobs]},
-        result_ttl=settings.result_ttl_s,
-        failure_ttl=settings.failure_ttl_s,
-        timeout=settings.job_timeout_s,
-        ttl=math.ceil(wait_s),
         description=f"{BATCH_FUNCTION}({len(jobs)} images)",
+        **_lifetimes(settings, wait_s),
     )
     return queue.enqueue_many([data])[0]
+
+
+def _lifetimes(settings: Settings, wait_s: float | None) -> dict[str, int | None]:
+    """How long a job may run, wait unclaimed (``wait_s``), and keep its result or failure."""
+    return {
+        "result_ttl": settings.result_ttl_s,
+        "failure_ttl": settings.failure_ttl_s,
+        "timeout": settings.job_timeout_s,
+        "ttl": math.ceil(wait_s) if wait_s else None,
+    }
 
 
 def _read_data(
@@ -72,12 +79,9 @@ def _read_data(
     return Queue.prepare_data(
         JOB_FUNCTION,
         kwargs=job.model_dump(exclude_none=True),
-        result_ttl=settings.result_ttl_s,
-        failure_ttl=settings.failure_ttl_s,
-        timeout=settings.job_timeout_s,
-        ttl=math.ceil(wait_s) if wait_s else None,
         job_id=job_id,
         meta={KEEP_IMAGE: True} if keep_image else None,
         # RQ's default description repeats the arguments (the image) in the job hash and the dashboard.
         description=f"{JOB_FUNCTION}(digits={job.digits or settings.default_digits})",
+        **_lifetimes(settings, wait_s),
     )
