@@ -139,6 +139,21 @@ def test_crawler_enqueues_with_raw_rq_call(stack: Stack) -> None:
     assert image not in refusal["detail"]
 
 
+def test_crawler_job_depending_on_another_runs_after_it(stack: Stack) -> None:
+    """RQ's dependencies still work with the worker's one-transaction success path."""
+    queue = Queue("captchaocr", connection=stack.redis.client(), serializer=JSONSerializer)
+    (first_label, first_image), (second_label, second_image) = SVG_IMAGES[4:6]
+    first = queue.create_job(JOB_FUNCTION, kwargs={"image_base64": first_image})
+    first.save()  # saved but not queued yet, so the second job must wait in the deferred registry
+    second = queue.enqueue(JOB_FUNCTION, kwargs={"image_base64": second_image}, depends_on=first)
+    assert second.get_status(refresh=True) == JobStatus.DEFERRED
+    queue.enqueue_job(first)
+    assert first.latest_result(timeout=10).return_value["text"] == first_label
+    assert second.latest_result(timeout=10).return_value["text"] == second_label
+    assert second.id not in queue.deferred_job_registry.get_job_ids()
+    assert {first.id, second.id} <= set(queue.finished_job_registry.get_job_ids())
+
+
 @pytest.mark.parametrize("function", ["os.system", "builtins.eval", "subprocess.call"])
 def test_job_naming_other_function_fails_and_runs_nothing(stack: Stack, tmp_path, function: str) -> None:
     marker = tmp_path / "ran"

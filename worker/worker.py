@@ -67,12 +67,39 @@ class CaptchaWorker(SimpleWorker):
         self.push_exc_handler(forget_image)
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
-        """A finished job's hash lives ``result_ttl`` for the dashboard and ``GET /jobs``: RQ saves it in
-        its success pipeline anyway, so save it without the image (Redis memory stays flat under load),
-        unless its producer asked to keep it (an Anti-Captcha task, for a later report)."""
+        """Save the result and RQ's bookkeeping in one transaction: one round trip on the latency path.
+
+        A finished job's hash lives ``result_ttl`` for the dashboard and ``GET /jobs``, so it is saved
+        without the image (Redis memory stays flat under load) unless its producer asked to keep it (an
+        Anti-Captcha task, for a later report). RQ first WATCHes and reads the job's dependents (two
+        round trips) for the rare job that has some; here the dependents set is read inside the same
+        transaction that marks the job finished, and only a job that has dependents takes RQ's own path
+        to enqueue them: one registered before the transaction is in the set, one registered after it
+        sees a finished dependency and is enqueued by its producer. A repeating job takes RQ's path."""
         if not job.meta.get(KEEP_IMAGE):
             forget_image(job)
-        super().handle_job_success(job, queue, started_job_registry)
+        if job.repeats_left:
+            super().handle_job_success(job, queue, started_job_registry)
+            return
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
+        with self.connection.pipeline() as pipeline:
+            self.increment_successful_job_count(pipeline=pipeline)
+            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)  # type: ignore[operator]
+            if result_ttl != 0:
+                job._handle_success(
+                    result_ttl,
+                    pipeline=pipeline,
+                    worker_name=self.name,
+                    execution_id=self.execution.id if self.execution else None,
+                    execution_started_at=self.execution.created_at if self.execution else None,
+                    execution_ended_at=job.ended_at,
+                )
+            job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+            self.cleanup_execution(job, pipeline=pipeline)
+            pipeline.smembers(job.dependents_key)
+            has_dependents = bool(pipeline.execute()[-1])
+        if has_dependents:
+            queue.enqueue_dependents(job)
 
     def prepare_execution(self, job: Job) -> Execution:
         """RQ's two preparations of a job (the execution record and busy state, then the worker's current
