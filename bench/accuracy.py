@@ -139,6 +139,12 @@ def threshold_for(results: list[FolderResult], precision: float = 0.98) -> tuple
     and the answered rate there: the basis for choosing min_confidence."""
     confidence = np.concatenate([r.confidences for r in results])
     right = np.concatenate([np.array(r.texts) == np.array(r.labels) for r in results])
+    return answered_at_precision(confidence, right, precision)
+
+
+def answered_at_precision(confidence: np.ndarray, right: np.ndarray, precision: float) -> tuple[float, float]:
+    """Lowest threshold on `confidence` at which the answers given are `right` at `precision`, and the
+    share of images answered there ((1.0, 0.0) when no threshold reaches it)."""
     order = np.argsort(-confidence, kind="stable")
     running = np.cumsum(right[order]) / np.arange(1, order.size + 1)
     reached = np.flatnonzero(running >= precision)
