@@ -4,11 +4,12 @@ Usage (from the project root):
     python -m bench.readings ../shared/corpus [--limit N] [--markdown out.md]
 
 Reads every image in many ways (each model x each view x each horizontal stretch), then compares
-rules that pick one answer per image without knowing the label: the recognizer's own first reading,
-the most probable reading, the mean or geometric mean of each candidate string's probability over all
-readings, a majority vote; and the oracle (right if any reading is right), the ceiling of any rule.
-For each rule: mean exact-match accuracy over the folders, and the share of all images answered at 98%
-precision when the rule's score is the threshold. The README's accuracy section quotes its table.
+rules that pick one answer per image without knowing the label: each view alone (the standard view at
+x1 with the first model is the recognizer's first reading), the most probable reading, the mean or
+geometric mean of each candidate string's probability over all readings, a majority vote; and the
+oracle (right if any reading is right), the ceiling of any rule. For each rule: mean exact-match
+accuracy over the folders, and the share of all images answered at 98% precision when the rule's score
+is the threshold. The README's accuracy section quotes its table.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from bench.accuracy import answered_at_precision, labelled_folders
-from worker.ctc import decode_fixed_length, forward_probabilities
+from worker.ctc import forward_probabilities
 from worker.normalise import Page, colour_distance, luminance, prepare, standard, to_model_input
-from worker.recognizer import BEAM, DIGITS, MODEL_COLUMNS, _Model
+from worker.recognizer import DIGITS, MODEL_COLUMNS, Model, decode_digits
 
 DIGIT_COUNT = 4
 MODEL_NAMES = tuple(MODEL_COLUMNS)  # the recognizer's default model first
@@ -63,7 +64,7 @@ SECOND_MODEL_VIEWS = ("standard", "colour_distance")
 Readings = dict[str, tuple[np.ndarray, str, float]]
 
 
-def read_all_ways(models: list[_Model], image: Image.Image) -> Readings:
+def read_all_ways(models: list[Model], image: Image.Image) -> Readings:
     """Every (view, stretch, model) reading of one image, decoded as the recognizer decodes."""
     page, readings = prepare(image), {}
     for view_name, view in VIEWS.items():
@@ -74,8 +75,7 @@ def read_all_ways(models: list[_Model], image: Image.Image) -> Readings:
                 if model is not models[0] and view_name not in SECOND_MODEL_VIEWS:
                     continue
                 probabilities = model.digit_probabilities(batch)
-                labels, probability = decode_fixed_length(probabilities, DIGIT_COUNT, beam=BEAM)
-                text = "".join(DIGITS[label - 1] for label in labels) if len(labels) == DIGIT_COUNT else ""
+                text, probability = decode_digits(probabilities, DIGIT_COUNT)
                 readings[f"{model.name} {view_name} x{stretch:g}"] = (probabilities, text, probability)
     return readings
 
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
     args = parser.parse_args()
 
-    models = [_Model(name, ort_threads=1) for name in MODEL_NAMES]
+    models = [Model(name, ort_threads=1) for name in MODEL_NAMES]
     outcomes: dict[str, list[tuple[str, bool, float]]] = {rule: [] for rule in RULES}  # (folder, right, score)
     for folder, files in labelled_folders(args.root):
         for path, label in tqdm(files[: args.limit], desc=folder, unit="img"):

@@ -38,6 +38,15 @@ def model_path(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / f"{name}.onnx"
 
 
+def decode_digits(probabilities: np.ndarray, digits: int) -> tuple[str, float]:
+    """The most probable string of exactly `digits` digits in a (T, 11) output and its probability;
+    ("", 0.0) when the output cannot hold that many."""
+    labels, probability = decode_fixed_length(probabilities, digits, beam=BEAM)
+    if len(labels) != digits:
+        return "", 0.0
+    return "".join(DIGITS[label - 1] for label in labels), probability
+
+
 @dataclass(frozen=True)
 class Reading:
     """A decoded answer; `confidence` is the model probability of `text`."""
@@ -48,7 +57,7 @@ class Reading:
     normalisation: str = ""
 
 
-class _Model:
+class Model:
     """One ONNX session plus the charset columns of blank and the ten digits."""
 
     def __init__(self, name: str, ort_threads: int) -> None:
@@ -85,7 +94,7 @@ class Recognizer:
         unknown = [m for m in models if m not in MODEL_COLUMNS]
         if not models or unknown:
             raise ValueError(f"models must be a non-empty subset of {sorted(MODEL_COLUMNS)}")
-        self.models = [_Model(name, ort_threads) for name in models]
+        self.models = [Model(name, ort_threads) for name in models]
         self.retry_below = retry_below
 
     def read(self, image: Image.Image, digits: int = 4) -> Reading:
@@ -108,15 +117,14 @@ class Recognizer:
                 best = reading
         return best
 
-    def _read_one(self, model: _Model, look: tuple[str, float], page: Page,
+    def _read_one(self, model: Model, look: tuple[str, float], page: Page,
                   views: dict[str, np.ndarray], digits: int) -> Reading:
         view, stretch = look
         if view not in views:
             views[view] = VIEWS[view](page)
         batch = to_model_input(views[view], digits, stretch)
-        labels, probability = decode_fixed_length(model.digit_probabilities(batch), digits, beam=BEAM)
+        text, probability = decode_digits(model.digit_probabilities(batch), digits)
         normalisation = view if stretch == 1.0 else f"{view}*{stretch:g}"
-        if len(labels) != digits:
+        if not text:
             return Reading("0" * digits, 0.0, model.name, normalisation)
-        text = "".join(DIGITS[label - 1] for label in labels)
         return Reading(text, min(max(probability, 0.0), 1.0), model.name, normalisation)
