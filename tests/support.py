@@ -128,8 +128,12 @@ class Stack:
         self.workers = [self.start_worker() for _ in range(workers)]
         self.api = ServiceProcess("api", self.env, tmp / "api.log")
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
-        wait_until(lambda: self.http.get("/").status_code == 200 or not workers, 60, "the API")
-        wait_until(lambda: self.http.get("/").json()["workers"] == workers, 60, "the workers")
+        try:
+            wait_until(lambda: self.http.get("/").status_code == 200 or not workers, 60, "the API")
+            wait_until(lambda: self.http.get("/").json()["workers"] == workers, 60, "the workers")
+        except TimeoutError:
+            self.close()  # a stack that never came up must not outlive the test
+            raise
 
     def start_worker(self) -> ServiceProcess:
         return ServiceProcess("worker", self.env, self.tmp / "worker.log")

@@ -119,3 +119,22 @@ def test_queue_deeper_than_the_limit_is_refused_at_once(tmp_path: Path) -> None:
         assert Queue("captchaocr", connection=stack.redis.client(), serializer=JSONSerializer).count == 2
     finally:
         stack.close()
+
+
+def test_redis_lost_while_a_worker_holds_a_job_leaves_the_worker_running(tmp_path: Path) -> None:
+    """The worker's own loop, not only its idle wait, must survive Redis going away: saving the result
+    fails, RQ's loop ends, and the process must wait for Redis rather than exit."""
+    stack = Stack(tmp_path, workers=1, wait_timeout_s="3")
+    try:
+        queue = Queue("captchaocr", connection=stack.redis.client(), serializer=JSONSerializer)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(stack.ocr, image_base64=slow_image())
+            wait_until(lambda: queue.started_job_registry.get_job_ids(), 10, "the worker to start the job")
+            stack.redis.stop()
+            assert pending.result(timeout=30).status_code == 503
+        time.sleep(3)
+        stack.redis.start()
+        wait_until(lambda: stack.ocr(image_base64=IMAGE).json()["text"] == LABEL, 30, "answers after restart")
+        assert stack.workers[0].alive()
+    finally:
+        stack.close()

@@ -8,6 +8,8 @@ import time
 
 os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
 
+from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: E402
+from rq.exceptions import StopRequested  # noqa: E402
 from rq.serializers import JSONSerializer  # noqa: E402
 
 from shared.logs import configure_logging  # noqa: E402
@@ -17,6 +19,7 @@ from worker.jobs import load_models  # noqa: E402
 from worker.worker import CaptchaWorker, worker_name  # noqa: E402
 
 log = logging.getLogger("captchaocr.worker")
+RESTART_AFTER_S = 1.0
 
 
 def main() -> None:
@@ -26,22 +29,28 @@ def main() -> None:
     connection = connect(settings)
     queue = make_queue(connection, settings)
     log.info("models %s loaded; listening on %s", ",".join(settings.models), settings.queue_name)
-    while True:
-        worker = CaptchaWorker(
-            [queue],
-            connection=connection,
-            name=worker_name(),
-            serializer=JSONSerializer,
-            log_job_description=False,
-            default_result_ttl=settings.result_ttl_s,
-            maintenance_interval=settings.maintenance_interval_s,
-        )
-        worker.work(logging_level="WARNING")
-        if worker._stop_requested or worker._shutdown_requested_date:
-            return
-        # The loop ended on a Redis error: start a fresh worker, keeping the loaded models.
-        log.warning("worker loop ended unexpectedly; restarting it in 1 s")
-        time.sleep(1)
+    try:
+        while True:
+            try:
+                worker = CaptchaWorker(
+                    [queue],
+                    connection=connection,
+                    name=worker_name(),
+                    serializer=JSONSerializer,
+                    log_job_description=False,
+                    default_result_ttl=settings.result_ttl_s,
+                    maintenance_interval=settings.maintenance_interval_s,
+                )
+                worker.work(logging_level="WARNING")
+                if worker._stop_requested or worker._shutdown_requested_date:
+                    return
+                # RQ's loop ends on a Redis error outside its idle wait (saving a result, say).
+                log.warning("worker loop ended; starting a new one in %.0f s", RESTART_AFTER_S)
+            except RedisConnectionError as error:  # RQ's start talks to Redis before its loop handles errors
+                log.warning("Redis unreachable (%s); trying again in %.0f s", error, RESTART_AFTER_S)
+            time.sleep(RESTART_AFTER_S)  # then a fresh worker, with the models still loaded
+    except StopRequested:  # SIGTERM/SIGINT outside RQ's loop, through the signal handlers it installed
+        return
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from contextlib import suppress
 from typing import Any
 
 from redis.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, SimpleWorker
 from rq.executions import Execution
 from rq.job import Job
@@ -125,6 +127,19 @@ class CaptchaWorker(SimpleWorker):
         """RQ also refreshes the job's heartbeat here (a round trip before the result is saved) for its
         success and failure callbacks; jobs here have none, and the result pipeline follows at once."""
         job.ended_at = now()
+
+    def teardown(self) -> None:
+        """RQ's teardown stops at its first Redis error, leaving this worker's pub/sub thread running
+        (one more per reconnection). When the loop ended because Redis is gone, the registration cannot be
+        removed (it expires by itself), but the thread must still stop. (No scheduler runs here.)"""
+        with suppress(RedisConnectionError):
+            self.register_death()
+        if self.pubsub_thread:
+            with suppress(RedisConnectionError):
+                self.pubsub.unsubscribe()
+            self.pubsub_thread.stop()
+            self.pubsub_thread.join(timeout=1)
+            self.pubsub.close()
 
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
         """RQ sets "idle" after each job and again before taking the next: skip the repeated round trip."""
