@@ -52,6 +52,8 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 def corpus_images(folder: str, count: int) -> list[tuple[str, str]]:
     """(label, base64) of the first ``count`` images of a corpus folder."""
     paths = sorted((CORPUS / folder).glob("*.png"))[:count]
+    if len(paths) < count:  # the team's ../shared is beside every checkout that runs these tests
+        raise FileNotFoundError(f"{count} images of {folder} expected in {CORPUS}: is ../shared beside the project?")
     return [(p.stem.split("_")[1], base64.b64encode(p.read_bytes()).decode()) for p in paths]
 
 
