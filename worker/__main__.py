@@ -9,6 +9,7 @@ import time
 os.environ.setdefault("ORT_LOGGING_LEVEL", "3")
 
 from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: E402
+from rq import Queue  # noqa: E402
 from rq.exceptions import StopRequested  # noqa: E402
 from rq.serializers import JSONSerializer  # noqa: E402
 
@@ -22,25 +23,29 @@ log = logging.getLogger("captchaocr.worker")
 RESTART_AFTER_S = 1.0
 
 
+def new_worker(queue: Queue, settings: Settings) -> CaptchaWorker:
+    """A fresh RQ worker on the process's queue (its constructor already talks to Redis)."""
+    return CaptchaWorker(
+        [queue],
+        connection=queue.connection,
+        name=worker_name(),
+        serializer=JSONSerializer,
+        log_job_description=False,
+        default_result_ttl=settings.result_ttl_s,
+        maintenance_interval=settings.maintenance_interval_s,
+    )
+
+
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_format)
     load_models(settings)
-    connection = connect(settings)
-    queue = make_queue(connection, settings)
+    queue = make_queue(connect(settings), settings)
     log.info("models %s loaded; listening on %s", ",".join(settings.models), settings.queue_name)
     try:
         while True:
             try:
-                worker = CaptchaWorker(
-                    [queue],
-                    connection=connection,
-                    name=worker_name(),
-                    serializer=JSONSerializer,
-                    log_job_description=False,
-                    default_result_ttl=settings.result_ttl_s,
-                    maintenance_interval=settings.maintenance_interval_s,
-                )
+                worker = new_worker(queue, settings)
                 worker.work(logging_level="WARNING")
                 if worker._stop_requested or worker._shutdown_requested_date:
                     return
