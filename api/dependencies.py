@@ -29,7 +29,8 @@ class Services:
     collector: Collector
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request."""
     return request.app.state.services
 
 
