@@ -3,8 +3,12 @@ instead of letting every client's latency pile up behind it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import Request, status
 from fastapi.responses import JSONResponse
+from redis.client import Pipeline
+from rq.job import Job
 
 from api.dependencies import Services
 
@@ -16,12 +20,20 @@ class QueueFull(Exception):
         super().__init__(f"queue full: {depth} jobs waiting (limit {limit}); retry shortly")
 
 
-def ensure_queue_has_room(services: Services, adding: int = 1) -> None:
-    """Raise :class:`QueueFull` when ``adding`` more jobs would pass the configured depth."""
+def enqueue_admitted(services: Services, enqueue: Callable[[Pipeline], list[Job]]) -> list[Job]:
+    """Enqueue the jobs ``enqueue`` adds to a transaction that first reads the queue's depth: one round
+    trip where checking first took two. Jobs that would pass ``max_queue_depth`` are deleted again (only
+    when the queue is that deep, so no worker is near them) and :class:`QueueFull` is raised."""
     limit = services.settings.max_queue_depth
-    depth = services.queue.count
-    if depth + adding > limit:
+    with services.redis.pipeline() as pipe:
+        pipe.llen(services.queue.key)
+        jobs = enqueue(pipe)
+        depth = pipe.execute()[0]
+    if depth + len(jobs) > limit:
+        for job in jobs:
+            job.delete()
         raise QueueFull(depth, limit)
+    return jobs
 
 
 async def queue_full_response(request: Request, exc: Exception) -> JSONResponse:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rq.job import Job, JobStatus
 from rq.results import Result
 
-from api.admission import ensure_queue_has_room
+from api.admission import enqueue_admitted
 from api.anticaptcha_schemas import AntiCaptchaError, AntiCaptchaFailure, ImageToTextTask, Solution, TaskResultResponse
 from api.dependencies import Services
 from api.jobs import find_job
@@ -69,12 +69,12 @@ def create_task(services: Services, task: ImageToTextTask) -> int:
     settings = services.settings
     digits, max_digits = digit_range(task, settings)
     check_image(task.body, services.limits)
-    ensure_queue_has_room(services)
     task_id = int(services.redis.incr(TASK_COUNTER_KEY))
     job = OcrJob(image_base64=task.body or "", digits=digits, max_digits=max_digits)
     # A report of a wrong answer saves the task's image, read back from its finished job.
-    enqueue_read(services.queue, job, settings, wait_s=settings.result_ttl_s, job_id=task_job_id(task_id),
-                 keep_image=settings.keep_reported_images)  # fmt: skip
+    enqueue_admitted(services, lambda pipe: [enqueue_read(
+        services.queue, job, settings, wait_s=settings.result_ttl_s, job_id=task_job_id(task_id),
+        keep_image=settings.keep_reported_images, pipeline=pipe)])  # fmt: skip
     return task_id
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rq.job import Job
 from rq.results import Result
 
-from api.admission import ensure_queue_has_room
+from api.admission import enqueue_admitted
 from api.dependencies import Services, ServicesDep
 from api.results import wait_for_results
 from api.routes import cancel_if_queued
@@ -93,8 +93,8 @@ def _validate_and_enqueue(body: BatchRequest, services: Services) -> tuple[list[
             continue
         readable[index] = OcrJob(image_base64=image, digits=body.digits, min_confidence=body.min_confidence)
     settings = services.settings
-    ensure_queue_has_room(services, adding=len(readable))
-    enqueued = enqueue_reads(services.queue, list(readable.values()), settings, wait_s=settings.wait_timeout_s)
+    enqueued = enqueue_admitted(services, lambda pipe: enqueue_reads(
+        services.queue, list(readable.values()), settings, wait_s=settings.wait_timeout_s, pipeline=pipe))
     return items, dict(zip(readable, enqueued, strict=True))
 
 

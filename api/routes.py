@@ -12,7 +12,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.worker import Worker
 
-from api.admission import ensure_queue_has_room
+from api.admission import enqueue_admitted
 from api.collector import JobFailed
 from api.auth import RequireApiKey
 from api.dependencies import Services, ServicesDep
@@ -110,14 +110,18 @@ async def metrics(services: ServicesDep) -> Response:
 
 def enqueue_one(services: Services, jobs: list[OcrJob]) -> Job:
     """One request as its own ``read_captcha`` job, if the queue has room (runs in a thread)."""
-    ensure_queue_has_room(services)
-    return enqueue_read(services.queue, jobs[0], services.settings, wait_s=services.settings.wait_timeout_s)
+    wait_s = services.settings.wait_timeout_s
+    return enqueue_admitted(
+        services, lambda pipe: [enqueue_read(services.queue, jobs[0], services.settings, wait_s, pipeline=pipe)]
+    )[0]
 
 
 def enqueue_collected_requests(services: Services, jobs: list[OcrJob]) -> Job:
     """Requests collected while every worker was busy, as one ``read_captchas`` job (runs in a thread)."""
-    ensure_queue_has_room(services)
-    return enqueue_collected(services.queue, jobs, services.settings, wait_s=services.settings.wait_timeout_s)
+    wait_s = services.settings.wait_timeout_s
+    return enqueue_admitted(
+        services, lambda pipe: [enqueue_collected(services.queue, jobs, services.settings, wait_s, pipeline=pipe)]
+    )[0]
 
 
 def cancel_if_queued(job: Job) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 from rq.job import Job
 from rq.queue import EnqueueData
@@ -38,21 +39,27 @@ KEEP_IMAGE = "keep_image"
 
 def enqueue_read(
     queue: Queue, job: OcrJob, settings: Settings, wait_s: float | None = None, job_id: str | None = None,
-    keep_image: bool = False,
+    keep_image: bool = False, pipeline: Pipeline | None = None,
 ) -> Job:  # fmt: skip
     """Enqueue one captcha; with ``wait_s`` the job is dropped if no worker took it by then. A finished
-    job keeps its image for ``result_ttl_s`` only with ``keep_image``."""
-    return queue.enqueue_many([_read_data(job, settings, wait_s, job_id, keep_image)])[0]
+    job keeps its image for ``result_ttl_s`` only with ``keep_image``. With ``pipeline`` the job is
+    queued when the caller executes it."""
+    return queue.enqueue_many([_read_data(job, settings, wait_s, job_id, keep_image)], pipeline=pipeline)[0]
 
 
-def enqueue_reads(queue: Queue, jobs: list[OcrJob], settings: Settings, wait_s: float | None = None) -> list[Job]:
+def enqueue_reads(
+    queue: Queue, jobs: list[OcrJob], settings: Settings, wait_s: float | None = None,
+    pipeline: Pipeline | None = None,
+) -> list[Job]:  # fmt: skip
     """Enqueue many captchas in one Redis round trip, so idle workers share them at once."""
     if not jobs:
         return []
-    return queue.enqueue_many([_read_data(job, settings, wait_s) for job in jobs])
+    return queue.enqueue_many([_read_data(job, settings, wait_s) for job in jobs], pipeline=pipeline)
 
 
-def enqueue_collected(queue: Queue, jobs: list[OcrJob], settings: Settings, wait_s: float) -> Job:
+def enqueue_collected(
+    queue: Queue, jobs: list[OcrJob], settings: Settings, wait_s: float, pipeline: Pipeline | None = None
+) -> Job:
     """Enqueue several captchas as ONE job of :data:`BATCH_FUNCTION` (one worker reads them in turn)."""
     data = Queue.prepare_data(
         BATCH_FUNCTION,
@@ -60,7 +67,7 @@ def enqueue_collected(queue: Queue, jobs: list[OcrJob], settings: Settings, wait
         description=f"{BATCH_FUNCTION}({len(jobs)} images)",
         **_lifetimes(settings, wait_s),
     )
-    return queue.enqueue_many([data])[0]
+    return queue.enqueue_many([data], pipeline=pipeline)[0]
 
 
 def _lifetimes(settings: Settings, wait_s: float | None) -> dict[str, int | None]:

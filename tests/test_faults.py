@@ -117,6 +117,8 @@ def test_queue_deeper_than_the_limit_is_refused_at_once(tmp_path: Path) -> None:
                                                                                 "body": IMAGE}})
         assert task.json()["errorCode"] == "ERROR_NO_SLOT_AVAILABLE"
         assert Queue("captchaocr", connection=stack.redis.client(), serializer=JSONSerializer).count == 2
+        # a refused job is taken back out whole: no hash left behind for the dashboard or a worker
+        assert len(list(stack.redis.client().scan_iter("rq:job:*"))) == 2
     finally:
         stack.close()
 
