@@ -30,6 +30,7 @@ def new_worker(queue: Queue, settings: Settings) -> CaptchaWorker:
         connection=queue.connection,
         name=worker_name(),
         serializer=JSONSerializer,
+        job_class=queue.job_class,
         log_job_description=False,
         default_result_ttl=settings.result_ttl_s,
         maintenance_interval=settings.maintenance_interval_s,
