@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from bench import output_file
 from shared.settings import Settings
 from worker.recognizer import Recognizer
 
@@ -198,8 +199,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="folder of <index>_<label>.png files, or of such folders")
     parser.add_argument("--limit", type=int, default=None, help="first N images of each folder")
-    parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
-    parser.add_argument("--plot", type=Path, default=None, help="PNG of precision vs answered rate")
+    parser.add_argument("--markdown", type=output_file, default=None, help="also write the table here")
+    parser.add_argument("--plot", type=output_file, default=None, help="PNG of precision vs answered rate")
     parser.add_argument("--min-confidence", type=float, default=Settings().min_confidence)
     parser.add_argument("--baseline-ort-threads", type=int, default=None,
                         help="ONNX threads of the baseline (default: ONNX Runtime's, all cores; "

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
+from bench import output_file
 from bench.accuracy import answered_at_precision, labelled_folders
 from worker.ctc import forward_probabilities
 from worker.normalise import Page, colour_distance, luminance, prepare, standard, to_model_input
@@ -118,7 +119,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", type=Path, help="folder of <index>_<label>.png files, or of such folders")
     parser.add_argument("--limit", type=int, default=None, help="first N images of each folder")
-    parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
+    parser.add_argument("--markdown", type=output_file, default=None, help="also write the table here")
     args = parser.parse_args()
 
     models = [Model(name, ort_threads=1) for name in MODEL_NAMES]

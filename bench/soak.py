@@ -40,6 +40,7 @@ from pathlib import Path
 import psutil
 from redis import Redis
 
+from bench import output_file
 from bench.loadgen import LoadResult, ocr_requests, run_load
 from shared.contract import OcrAnswer, OcrJob, OcrRefusal
 from shared.settings import PROJECT_ROOT, Settings
@@ -364,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-every", type=float, default=defaults.sample_every_s,
                         help="seconds between Redis used_memory samples")  # fmt: skip
     parser.add_argument("--redis-tolerance", type=float, default=defaults.redis_tolerance)
-    parser.add_argument("--markdown", type=Path, help="also write the summary here")
+    parser.add_argument("--markdown", type=output_file, help="also write the summary here")
     args = parser.parse_args(argv)
     options = SoakOptions(
         clients=args.clients, seconds=args.seconds, jobs=args.jobs, workers=args.workers, images=args.images,

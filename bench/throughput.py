@@ -28,6 +28,7 @@ from pathlib import Path
 
 import psutil
 
+from bench import output_file
 from bench.loadgen import LoadResult, ocr_requests, run_load
 from shared.settings import PROJECT_ROOT
 from tests.support import Stack, free_port, wait_until
@@ -226,8 +227,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="report the median of this many runs")
     parser.add_argument("--designs", nargs="+", choices=DESIGNS, default=DESIGNS, help="measure only these")
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES), help="recognizer modes")
-    parser.add_argument("--markdown", type=Path, help="also write the table here")
-    parser.add_argument("--plot", type=Path, help="PNG of p50 latency against concurrency")
+    parser.add_argument("--markdown", type=output_file, help="also write the table here")
+    parser.add_argument("--plot", type=output_file, help="PNG of p50 latency against concurrency")
     args = parser.parse_args()
 
     paths = sorted(args.images.glob("*.png"))[: args.limit]
