@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 BLANK = 0
+SURE_BLANK = 0.999  # a frame at least this sure of blank extends no prefix in the first search
+EXACT_SEARCH_BELOW = 0.01  # an answer less probable than this is searched again over every frame
 
 
 def forward_probability(probs: np.ndarray, labels: list[int]) -> float:
@@ -56,19 +58,39 @@ def decode_fixed_length(probs: np.ndarray, length: int, beam: int = 16) -> tuple
     rescored exactly with the forward algorithm, so only which strings get
     considered (the pruning to `beam` prefixes) is approximate. Returns
     ([], 0.0) when the lattice is too short to hold `length` symbols.
+
+    The search first passes over the frames that are surely blank (half the
+    time); an answer below EXACT_SEARCH_BELOW, which only a strained reading
+    gets (e.g. more digits asked for than drawn), is searched again in full.
     """
     steps, classes = probs.shape
     if length < 1 or steps < length:
         return [], 0.0
+    found = _beam_search(probs, length, beam, skip_sure_blanks=True)
+    if found[1] < EXACT_SEARCH_BELOW:
+        found = max(found, _beam_search(probs, length, beam, skip_sure_blanks=False), key=lambda f: f[1])
+    return found
+
+
+def _beam_search(probs: np.ndarray, length: int, beam: int, skip_sure_blanks: bool) -> tuple[list[int], float]:
+    steps, classes = probs.shape
     syms = np.arange(1, classes)  # prefix keys are base-`classes` numbers of symbols >= 1
     keys = np.zeros(1, dtype=np.int64)   # the empty prefix
     lens = np.zeros(1, dtype=np.int64)
     last = np.full(1, -1, dtype=np.int64)
     p_blank = np.ones(1)
     p_sym = np.zeros(1)
+    sure_blank = (probs[:, BLANK] >= SURE_BLANK) if skip_sure_blanks else np.zeros(steps, dtype=bool)
     for t in range(steps):
         row = probs[t]
         p_all = p_blank + p_sym
+        if sure_blank[t] and (length - lens <= steps - 1 - t).all():
+            # A frame the model is sure is blank (4 in 5 here) only carries each prefix forward: its
+            # extensions are under 1/1000 of the prefix and are found again at the frame showing the
+            # symbol. Every kept prefix can still reach `length`, so nothing needs pruning either.
+            p_sym = np.where(last >= 0, p_sym * row[np.maximum(last, 0)], 0.0)
+            p_blank = p_all * row[BLANK]
+            continue
         # Stay: same prefix, emit blank or repeat the last symbol.
         stay_blank = p_all * row[BLANK]
         stay_sym = np.where(last >= 0, p_sym * row[np.maximum(last, 0)], 0.0)
