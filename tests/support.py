@@ -37,7 +37,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str, every_s: float = 0.1) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -45,7 +45,7 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
                 return
         except Exception:  # noqa: BLE001 - not ready yet
             pass
-        time.sleep(0.1)
+        time.sleep(every_s)
     raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
 
 

@@ -65,7 +65,8 @@ def test_redis_restart_gives_503_then_recovers_without_restarting_processes(tmp_
 
 
 def slow_image() -> str:
-    """A large, valid image that takes a worker about 150 ms to refuse: a window to kill it in."""
+    """A large, valid image that takes a worker about 150 ms to refuse: a window to kill it in (the tests
+    poll for the job's start every 5 ms, so the window is not lost to the polling)."""
     image = Image.new("RGB", (4000, 1990), "white")
     draw = ImageDraw.Draw(image)
     for x in range(0, 4000, 37):
@@ -84,7 +85,8 @@ def test_worker_killed_holding_a_job_gives_503_and_a_failed_job(tmp_path: Path) 
         with ThreadPoolExecutor(1) as pool:
             started = time.monotonic()
             pending = pool.submit(stack.ocr, image_base64=image)
-            wait_until(lambda: queue.started_job_registry.get_job_ids(), 10, "the worker to start the job")
+            wait_until(lambda: queue.started_job_registry.get_job_ids(), 10, "the worker to start the job",
+                       every_s=0.005)  # fmt: skip
             job_id = queue.started_job_registry.get_job_ids()[0]
             os.kill(stack.workers[0].pid, signal.SIGKILL)
             response = pending.result(timeout=30)
@@ -131,7 +133,8 @@ def test_redis_lost_while_a_worker_holds_a_job_leaves_the_worker_running(tmp_pat
         queue = Queue("captchaocr", connection=stack.redis.client(), serializer=JSONSerializer)
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(stack.ocr, image_base64=slow_image())
-            wait_until(lambda: queue.started_job_registry.get_job_ids(), 10, "the worker to start the job")
+            wait_until(lambda: queue.started_job_registry.get_job_ids(), 10, "the worker to start the job",
+                       every_s=0.005)  # fmt: skip
             stack.redis.stop()
             assert pending.result(timeout=30).status_code == 503
         time.sleep(3)
