@@ -17,7 +17,7 @@ from shared.logs import configure_logging  # noqa: E402
 from shared.queue import connect, make_queue  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from worker.jobs import load_models  # noqa: E402
-from worker.worker import CaptchaWorker, worker_name  # noqa: E402
+from worker.worker import CaptchaWorker, WorkerJob, worker_name  # noqa: E402
 
 log = logging.getLogger("captchaocr.worker")
 RESTART_AFTER_S = 1.0
@@ -30,7 +30,7 @@ def new_worker(queue: Queue, settings: Settings) -> CaptchaWorker:
         connection=queue.connection,
         name=worker_name(),
         serializer=JSONSerializer,
-        job_class=queue.job_class,
+        job_class=WorkerJob,
         log_job_description=False,
         default_result_ttl=settings.result_ttl_s,
         maintenance_interval=settings.maintenance_interval_s,

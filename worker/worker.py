@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from contextlib import suppress
 from typing import Any
@@ -12,17 +13,18 @@ from redis.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue, SimpleWorker
 from rq.executions import Execution
-from rq.job import Job
+from rq.job import Job, _job_stack
 from rq.registry import StartedJobRegistry
 from rq.utils import now, utcformat
 from rq.worker import WorkerStatus
 
-from shared.queue import KEEP_IMAGE
+from shared.queue import KEEP_IMAGE, UncompressedJob
 from worker.jobs import ALLOWED_FUNCTIONS
 
 IMAGE_FIELD = "image_base64"
 ABANDONED_AFTER_TIMEOUT_S = 5
 HEARTBEAT_EVERY_S = 1.0
+SUSPENSION_CHECK_EVERY_S = 1.0
 
 
 def forget_image(job: Job, *exc_info: object) -> bool:
@@ -54,6 +56,20 @@ def worker_name() -> str:
     return f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
 
 
+class WorkerJob(UncompressedJob):
+    """The worker's job class: :meth:`CaptchaWorker.prepare_execution` persists the job's hash in its
+    pipeline, so running the job skips RQ's own PERSIST, a round trip just before the model."""
+
+    def perform(self) -> Any:
+        """RQ's ``Job.perform`` without its first line, ``connection.persist(key)``."""
+        _job_stack.push(self)
+        try:
+            self._result = self._execute()
+        finally:
+            assert self is _job_stack.pop()
+        return self._result
+
+
 class CaptchaWorker(SimpleWorker):
     """A :class:`SimpleWorker` (the model stays loaded; forking per job costs 15-20 ms and is unsafe
     with an ONNX Runtime session made before the fork) that refuses any job naming a callable outside
@@ -64,6 +80,7 @@ class CaptchaWorker(SimpleWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._suspension_checked_at = float("-inf")
         # Runs for every failure, in this worker and for jobs abandoned by a dead worker that this
         # worker's registry maintenance moves to the failed registry.
         self.push_exc_handler(forget_image)
@@ -115,6 +132,7 @@ class CaptchaWorker(SimpleWorker):
             super().heartbeat(heartbeat_ttl, pipeline=pipeline)
             job.heartbeat(now(), heartbeat_ttl, pipeline=pipeline)
             job.prepare_for_execution(self.name, pipeline=pipeline)
+            pipeline.persist(job.key)  # RQ's Job.perform does this in a round trip of its own (WorkerJob)
             if len(self.queues) == 1:  # what RQ's perform_job asks for: the job leaves the intermediate queue
                 pipeline.lrem(self.queues[0].intermediate_queue_key, 1, job.id)
             pipeline.execute()
@@ -140,6 +158,14 @@ class CaptchaWorker(SimpleWorker):
             self.pubsub_thread.stop()
             self.pubsub_thread.join(timeout=1)
             self.pubsub.close()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ asks Redis whether ``rq suspend`` was run before every job; once a second is soon enough
+        for an operator and saves a round trip a job under load."""
+        if time.monotonic() < self._suspension_checked_at + SUSPENSION_CHECK_EVERY_S:
+            return
+        self._suspension_checked_at = time.monotonic()
+        super().check_for_suspension(burst)
 
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
         """RQ sets "idle" after each job and again before taking the next: skip the repeated round trip."""
