@@ -76,12 +76,18 @@ def test_ocr_through_the_pm2_stack(pm2_stack: Pm2Stack) -> None:
         assert response.status_code == 200 and response.json()["text"] == label
 
 
-def test_dashboard_shows_queue_and_workers(pm2_stack: Pm2Stack) -> None:
+def test_dashboard_shows_queue_workers_and_jobs(pm2_stack: Pm2Stack) -> None:
+    label, image = corpus_images("npm_svg_captcha", 1)[0]
+    job_id = pm2_stack.api.post("/ocr", json={"image_base64": image}).json()["job_id"]
     assert pm2_stack.dashboard.get("/").status_code == 200
     queues = pm2_stack.dashboard.get("/0/data/queues.json").json()["queues"]
     assert "captchaocr" in [q["name"] for q in queues]
     workers = pm2_stack.dashboard.get("/0/data/workers.json").json()["workers"]
     assert len(workers) == 2 and all(w["queues"] == ["captchaocr"] for w in workers)
+    job = pm2_stack.dashboard.get(f"/0/data/job/{job_id}.json").json()  # saved without zlib, read by RQ
+    assert job["status"] == "finished" and job["origin"] == "captchaocr" and job["result"]["text"] == label
+    finished = pm2_stack.dashboard.get("/0/data/jobs/captchaocr/finished/100/desc/1.json").json()["jobs"]
+    assert job_id in [listed["id"] for listed in finished]
 
 
 def test_killed_worker_is_restarted_by_pm2(pm2_stack: Pm2Stack) -> None:
