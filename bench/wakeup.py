@@ -67,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     server = RedisServer().start()
     try:
-        connection = Redis.from_url(server.url)
+        connection = server.client()
         connection.ping()
         print("| hand-off | median µs |\n|---|---|")
         for gap_s in IDLE_GAPS_S:

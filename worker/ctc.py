@@ -74,6 +74,7 @@ def decode_fixed_length(probs: np.ndarray, length: int, beam: int = 16) -> tuple
 
 
 def _beam_search(probs: np.ndarray, length: int, beam: int, skip_sure_blanks: bool) -> tuple[list[int], float]:
+    """One prefix beam search (see :func:`decode_fixed_length`), optionally passing over sure blanks."""
     steps, classes = probs.shape
     syms = np.arange(1, classes)  # prefix keys are base-`classes` numbers of symbols >= 1
     keys = np.zeros(1, dtype=np.int64)   # the empty prefix
