@@ -1,0 +1,54 @@
+"""The fonts the synthetic captchas are drawn with: every system font that draws ten distinct digits."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+# Debian packages of free fonts with varied digit shapes (sans, serif, mono, rounded, condensed).
+DEBIAN_FONT_PACKAGES = (
+    "fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-roboto fonts-crosextra-carlito "
+    "fonts-crosextra-caladea fonts-noto-mono fonts-cantarell fonts-open-sans fonts-lato fonts-urw-base35"
+)
+
+# Fonts that map the digit code points to pictures (dingbats, symbols): distinct, but not digits.
+SYMBOL_FONTS = re.compile(r"D050000L|Dingbat|Symbol", re.IGNORECASE)
+
+
+def _digit_bitmaps(path: str) -> list[bytes] | None:
+    try:
+        font = ImageFont.truetype(path, 32)
+    except OSError:
+        return None
+    bitmaps = []
+    for digit in "0123456789":
+        image = Image.new("L", (48, 48), 0)
+        ImageDraw.Draw(image).text((8, 4), digit, font=font, fill=255)
+        array = np.asarray(image)
+        if array.mean() < 2:
+            return None
+        bitmaps.append(array.tobytes())
+    return bitmaps
+
+
+@lru_cache(maxsize=1)
+def digit_fonts() -> tuple[str, ...]:
+    """Paths of installed TrueType/OpenType fonts whose ten digits are all drawn and all different
+    (symbol and math-extension fonts fail that)."""
+    listing = subprocess.run(["fc-list", "--format", "%{file}\n"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    fonts = []
+    for path in sorted(set(listing)):
+        if Path(path).suffix.lower() not in (".ttf", ".otf") or SYMBOL_FONTS.search(Path(path).name):
+            continue
+        bitmaps = _digit_bitmaps(path)
+        if bitmaps is not None and len(set(bitmaps)) == 10:
+            fonts.append(path)
+    if not fonts:
+        raise RuntimeError(f"no usable fonts; install: apt-get install {DEBIAN_FONT_PACKAGES}")
+    return tuple(fonts)
