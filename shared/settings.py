@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Worker processes.")
     ort_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per worker.")
     models: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("common_old",), description="ddddocr ONNX models to read with, comma-separated (e.g. common_old,common)."
+        ("common_old", "digits_crnn"),
+        description="Models to read with, comma-separated: ddddocr's common_old and common, our digits_crnn.",
     )
     retry_below: float = Field(
         0.5, ge=0, le=1, description="Confidence under which the recognizer tries more readings (0: never)."

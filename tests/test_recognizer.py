@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from shared.settings import Settings
 from worker import normalise
 from worker.ctc import decode_fixed_length
 from worker.recognizer import BEAM, Recognizer
@@ -16,7 +17,8 @@ READ_RIGHT = ["0000_2810.png", "0001_9586.png", "0002_8481.png", "0006_0498.png"
 
 @pytest.fixture(scope="module")
 def recognizer() -> Recognizer:
-    return Recognizer()
+    """The recognizer as workers build it: the default models of the settings."""
+    return Recognizer(Settings().models)
 
 
 def corpus_image(name: str) -> Image.Image:

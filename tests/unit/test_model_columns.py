@@ -5,10 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from ddddocr.models.charset_manager import CharsetManager
 
-from worker.recognizer import DIGITS, MODEL_COLUMNS, model_path
+from worker.recognizer import DIGITS, MODEL_COLUMNS, Model, decode_digits, model_path
 
 CHARSET_FLAGS = {"common_old": {"old": True}, "common": {"beta": True}}  # load_default_charset's flags
 
@@ -29,3 +30,10 @@ def test_loading_a_recognizer_does_not_import_ddddocr_or_opencv() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_our_model_gives_blank_and_digit_probabilities_every_four_pixels() -> None:
+    probabilities = Model("digits_crnn", ort_threads=1).digit_probabilities(np.ones((1, 1, 64, 160), np.float32))
+    assert probabilities.shape == (40, 11)
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert decode_digits(probabilities, 4)[1] < 0.5  # a blank page holds no confident 4 digits
