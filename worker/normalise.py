@@ -35,7 +35,9 @@ def flatten(image: Image.Image) -> np.ndarray:
         image.thumbnail(_MAX_SIZE, Image.Resampling.BOX)
     if image.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         values = np.asarray(image, dtype=np.float32)
-        top = 65535.0 if image.mode.startswith("I;16") else max(float(values.max()), 255.0)
+        # Scaled by the brightest value, not the mode's range: a 16-bit image holding 8-bit values
+        # (what PIL makes of an 'L' image) would otherwise be all but black.
+        top = max(float(values.max()), 255.0)
         grey = np.clip(values * (255.0 / top), 0.0, 255.0)
         return np.repeat(grey[..., None], 3, axis=2)
     has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info

@@ -60,6 +60,12 @@ def test_every_mode_flattens_to_rgb_keeping_dark_ink_dark(mode):
     assert rgb[15, 30].mean() < 100 < rgb[0, 0].mean()
 
 
+def test_a_sixteen_bit_image_holding_eight_bit_values_keeps_its_paper_light():
+    image = bar_image("L", ink=(0, 0, 0), paper=(255, 255, 255)).convert("I;16")  # values stay 0..255
+    rgb = normalise.flatten(image)
+    assert rgb[0, 0].tolist() == [255, 255, 255] and rgb[15, 30].mean() < 100
+
+
 def test_light_on_dark_is_inverted_and_dark_on_light_kept():
     light_on_dark = normalise.luminance(normalise.flatten(bar_image(ink=(LIGHT,) * 3, paper=(DARK,) * 3)))
     inverted = normalise.dark_on_light(light_on_dark, light_on_dark)
