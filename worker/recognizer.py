@@ -3,7 +3,7 @@
 One Recognizer per process: it loads the ONNX sessions once. Each reading runs
 the first model on the standard normalisation and decodes the most probable
 string of exactly N digits; only when that reading is unsure does it spend time
-on the other normalisations and models, keeping the most probable answer.
+on the other normalisations and models, keeping the answer they agree on best.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ class Model:
                                             providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.columns = np.array(MODEL_COLUMNS[name]) if name in MODEL_COLUMNS else None
-        # Our model learnt the unstretched views (training/): its stretched looks cost time and, on the
-        # corpus, lowered accuracy by 0.4 points.
+        # Our model trained on unstretched views 3 times in 4 (training/train.py); reading its stretched
+        # looks too cost time and, on the corpus, lowered accuracy by 0.4 points.
         self.looks = LOOKS if self.columns is not None else tuple(look for look in LOOKS if look[1] == 1.0)
 
     def digit_probabilities(self, batch: np.ndarray) -> np.ndarray:
@@ -98,10 +98,11 @@ class Model:
 class Recognizer:
     """Reads digit captchas; meant as one per worker process (sessions load once).
 
-    Defaults from measurements on the corpus: the second model ("common") adds
-    about one point of accuracy, no answered-rate, ~70 MB of RSS and doubles the
-    retry cost, so one model is the default; retrying below 0.5 gains as much as
-    retrying everything for half the time.
+    Workers pass `Settings.models` (common_old, then our digits_crnn for the unsure
+    images); the argument's default, common_old alone, is the recognizer before our
+    model. Measured on the corpus: ddddocr's "common" adds about one point of accuracy,
+    no answered-rate, ~70 MB of RSS and doubles the retry cost; retrying below 0.5
+    gains as much as retrying everything for half the time.
     """
 
     def __init__(self, models: tuple[str, ...] = ("common_old",),
@@ -121,7 +122,7 @@ class Recognizer:
         if not 1 <= digits <= 8:
             raise ValueError("digits must be between 1 and 8")
         page = prepare(image)
-        made: dict = {}
+        made: dict[str | tuple[str, float], np.ndarray] = {}
         first_model, first_look = self.models[0], LOOKS[0]
         first = self._lattice(first_model, first_look, page, made, digits)
         text, probability = decode_digits(first, digits)
@@ -130,13 +131,14 @@ class Recognizer:
         lattices = [[first if (model, look) == (first_model, first_look)
                      else self._lattice(model, look, page, made, digits) for look in model.looks]
                     for model in self.models]
-        text, score = agreed_answer(lattices, digits)
+        text, score = agreed_answer(lattices, digits, first_best=text)
         if not text:
             return Reading("0" * digits, 0.0, first_model.name, _look_name(first_look))
         return Reading(text, min(score, 1.0), "+".join(model.name for model in self.models), "all")
 
     @staticmethod
-    def _lattice(model: Model, look: tuple[str, float], page: Page, made: dict, digits: int) -> np.ndarray:
+    def _lattice(model: Model, look: tuple[str, float], page: Page,
+                 made: dict[str | tuple[str, float], np.ndarray], digits: int) -> np.ndarray:
         """The model's (T, 11) probabilities for one look at the page; `made` keeps each view and each
         look's model input, so the models share them."""
         view, stretch = look
@@ -152,14 +154,20 @@ def _look_name(look: tuple[str, float]) -> str:
     return view if stretch == 1.0 else f"{view}*{stretch:g}"
 
 
-def agreed_answer(lattices: list[list[np.ndarray]], digits: int) -> tuple[str, float]:
+def agreed_answer(
+    lattices: list[list[np.ndarray]], digits: int, first_best: str | None = None
+) -> tuple[str, float]:
     """The string of `digits` digits the models agree on best, given each model's lattices (one per look).
 
-    Candidates are each lattice's best string; a model scores a candidate with its highest probability
-    over its looks; the answer has the highest geometric mean of those scores (a product of experts: a
-    string every model finds likely beats one that a single model is sure of). ("", 0.0) if none fits.
+    Candidates are each lattice's best string (`first_best`, when given, is that of ``lattices[0][0]``,
+    already decoded by the caller); a model scores a candidate with its highest probability over its
+    looks; the answer has the highest geometric mean of those scores (a product of experts: a string
+    every model finds likely beats one that a single model is sure of). ("", 0.0) if none fits.
     """
-    candidates = sorted({decode_digits(lattice, digits)[0] for looks in lattices for lattice in looks} - {""})
+    every = [lattice for looks in lattices for lattice in looks]
+    to_decode = every if first_best is None else every[1:]
+    found = {decode_digits(lattice, digits)[0] for lattice in to_decode} | {first_best or ""}
+    candidates = sorted(found - {""})
     if not candidates:
         return "", 0.0
     labels = np.array([[DIGITS.index(c) + 1 for c in candidate] for candidate in candidates])
