@@ -15,7 +15,8 @@ WIDTH_PER_FRAME = 4
 
 
 def _conv(inputs: int, outputs: int) -> list[nn.Module]:
-    return [nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(inplace=True)]
+    return [nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs),
+            nn.ReLU(inplace=True)]
 
 
 class DigitCRNN(nn.Module):

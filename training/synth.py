@@ -102,7 +102,8 @@ def _clutter(rng: random.Random, image: Image.Image, ink: Colour, count_scale: f
         draw.line(_curve(rng, width, height), fill=colour, width=rng.choice((1, 1, 2, 2, 3, 4)))
     if rng.random() < 0.4:
         for _ in range(int(rng.randrange(3, 40) * count_scale)):
-            x, y, r = rng.uniform(0, width), rng.uniform(0, height), rng.uniform(1, 0.15 * height * count_scale)
+            x, y = rng.uniform(0, width), rng.uniform(0, height)
+            r = rng.uniform(1, 0.15 * height * count_scale)
             colour = _colour(rng) if rng.random() < 0.7 else ink
             if rng.random() < 0.6:
                 draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
@@ -167,7 +168,8 @@ def captcha(rng: random.Random, text: str) -> Image.Image:
         _clutter(rng, image, ink, 1.0)  # behind the text
     x = margin_x
     for glyph in glyphs:
-        y = margin_y + int(rng.uniform(-0.12, 0.12) * canvas_h) + (canvas_h - 2 * margin_y - glyph.height) // 2
+        centred = margin_y + (canvas_h - 2 * margin_y - glyph.height) // 2
+        y = centred + int(rng.uniform(-0.12, 0.12) * canvas_h)
         image.paste(glyph, (x, max(0, min(canvas_h - glyph.height, y))), glyph)
         x += glyph.width + int(spacing * size * 0.5)
     if rng.random() < 0.6:

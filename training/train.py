@@ -72,6 +72,7 @@ def collate(batch: list[tuple[np.ndarray, list[int]]]) -> tuple[torch.Tensor, ..
 
 
 def greedy(logits: torch.Tensor, frames: torch.Tensor) -> list[list[int]]:
+    """Best-path CTC decoding, only for the training log's exact-match rate (the workers search properly)."""
     best = logits.argmax(-1)
     out = []
     for row, count in zip(best.tolist(), frames.tolist()):
@@ -90,12 +91,14 @@ def export(network: DigitCRNN, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(Probabilities(network), torch.zeros(1, 1, 64, 160), str(path), input_names=["image"],
                       output_names=["probabilities"], opset_version=17, dynamo=False,
-                      dynamic_axes={"image": {0: "batch", 3: "width"}, "probabilities": {0: "batch", 1: "frames"}})
+                      dynamic_axes={"image": {0: "batch", 3: "width"},
+                                    "probabilities": {0: "batch", 1: "frames"}})
     network.train()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=90.0)
     parser.add_argument("--out", type=Path, default=Path("worker/models/digits_crnn.onnx"))
     parser.add_argument("--batch", type=int, default=48)

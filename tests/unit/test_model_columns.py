@@ -33,7 +33,8 @@ def test_loading_a_recognizer_does_not_import_ddddocr_or_opencv() -> None:
 
 
 def test_our_model_gives_blank_and_digit_probabilities_every_four_pixels() -> None:
-    probabilities = Model("digits_crnn", ort_threads=1).digit_probabilities(np.ones((1, 1, 64, 160), np.float32))
+    blank_page = np.ones((1, 1, 64, 160), np.float32)
+    probabilities = Model("digits_crnn", ort_threads=1).digit_probabilities(blank_page)
     assert probabilities.shape == (40, 11)
     assert np.allclose(probabilities.sum(axis=1), 1.0)
     assert decode_digits(probabilities, 4)[1] < 0.5  # a blank page holds no confident 4 digits

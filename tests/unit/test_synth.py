@@ -30,6 +30,7 @@ def test_captchas_vary_in_size_polarity_and_transparency() -> None:
     heights = [image.height for image in images]
     assert min(heights) < 40 and max(heights) > 90
     assert any(image.mode == "RGBA" for image in images) and any(image.mode == "RGB" for image in images)
-    # Light-on-dark and dark-on-light both occur: the background (the median) is dark in some, light in others.
+    # Light-on-dark and dark-on-light both occur: the background (the median) is dark in some, light in
+    # others.
     backgrounds = [float(np.median(luminance(flatten(image)))) for image in images]
     assert min(backgrounds) < 80 and max(backgrounds) > 180
