@@ -2,7 +2,8 @@
 
 Nothing here imitates one generator. Each captcha draws its own choice of the usual tricks: many
 fonts, sizes, rotations and spacings (overlapping to far apart), plain, gradient or textured
-backgrounds in any colour, light-on-dark, one colour per glyph, hollow glyphs, lines, curves, dots,
+backgrounds in any colour, light-on-dark, low contrast, one colour per glyph, hollow, outlined,
+shadowed and tiny hard-edged (bitmap-like) glyphs, lines, curves, dots,
 circles and grids over and under the text, wave distortion, blur, low resolution, JPEG, and
 transparent margins. The model learns digits, not a generator's style.
 """
@@ -54,19 +55,30 @@ def _background(rng: random.Random, size: tuple[int, int], base: Colour) -> Imag
     return Image.fromarray(array).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 3)))
 
 
-def _glyph(rng: random.Random, digit: str, font: ImageFont.FreeTypeFont, colour: Colour,
-           hollow: bool) -> Image.Image:
-    """One digit on a transparent layer, stroked, rotated, sheared and squeezed at random."""
+def _glyph(rng: random.Random, digit: str, font: ImageFont.FreeTypeFont, colour: Colour, style: str,
+           second: Colour, aliased: bool) -> Image.Image:
+    """One digit on a transparent layer, rotated, sheared and squeezed at random. `style` is "plain",
+    "hollow" (outline only), "outlined" (filled, with an outline in `second`) or "shadow" (a copy in
+    `second` offset behind it); `aliased` draws hard-edged pixels, as bitmap-font captchas do."""
     left, top, right, bottom = font.getbbox(digit)
     pad = 4 + font.size // 6
     layer = Image.new("RGBA", (right - left + 2 * pad, bottom - top + 2 * pad), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
-    stroke = rng.choice((0, 0, 0, 1, 2)) if not hollow else max(1, font.size // 14)
-    if hollow:
-        draw.text((pad - left, pad - top), digit, font=font, fill=(0, 0, 0, 0), stroke_width=stroke,
-                  stroke_fill=colour + (255,))
+    if aliased:
+        draw.fontmode = "1"
+    at = (pad - left, pad - top)
+    outline = max(1, font.size // rng.choice((10, 14, 20)))
+    if style == "hollow":
+        draw.text(at, digit, font=font, fill=(0, 0, 0, 0), stroke_width=outline, stroke_fill=colour + (255,))
+    elif style == "outlined":
+        draw.text(at, digit, font=font, fill=colour + (255,), stroke_width=outline,
+                  stroke_fill=second + (255,))
     else:
-        draw.text((pad - left, pad - top), digit, font=font, fill=colour + (255,), stroke_width=stroke,
+        if style == "shadow":
+            offset = max(1, font.size // rng.choice((8, 12, 16)))
+            draw.text((at[0] + offset, at[1] + offset), digit, font=font, fill=second + (255,))
+        stroke = rng.choice((0, 0, 0, 1, 2))
+        draw.text(at, digit, font=font, fill=colour + (255,), stroke_width=stroke,
                   stroke_fill=colour + (255,))
     squeeze = rng.uniform(0.7, 1.35)
     layer = layer.resize((max(1, int(layer.width * squeeze)), layer.height), Image.Resampling.BICUBIC)
@@ -76,6 +88,8 @@ def _glyph(rng: random.Random, digit: str, font: ImageFont.FreeTypeFont, colour:
         layer = layer.transform((layer.width + extra, layer.height), Image.Transform.AFFINE,
                                 (1, shear, -extra if shear > 0 else 0, 0, 1, 0), Image.Resampling.BICUBIC)
     angle = rng.gauss(0, 14) if rng.random() < 0.85 else rng.uniform(-45, 45)
+    if aliased and rng.random() < 0.7:
+        angle = 0.0
     return layer.rotate(angle, Image.Resampling.BICUBIC, expand=True)
 
 
@@ -143,19 +157,22 @@ def _wave(rng: random.Random, image: Image.Image) -> Image.Image:
 def captcha(rng: random.Random, text: str) -> Image.Image:
     """One random captcha showing `text`; RGB, or RGBA with transparent margins."""
     fonts = digit_fonts()
-    height = rng.randrange(22, 110)
-    size = max(10, int(height * rng.uniform(0.5, 0.9)))
+    aliased = rng.random() < 0.1  # tiny hard-edged digits, as from a bitmap font
+    height = rng.randrange(10, 22) if aliased else rng.randrange(22, 110)
+    size = max(8, int(height * rng.uniform(0.5, 0.9)))
     background = _colour(rng)
-    ink = _contrasting(rng, background, rng.uniform(50, 200))
+    least_contrast = rng.uniform(30, 200) if rng.random() < 0.2 else rng.uniform(50, 200)
+    ink = _contrasting(rng, background, least_contrast)
     one_font = rng.random() < 0.7
     font = ImageFont.truetype(rng.choice(fonts), size)
     per_glyph_colour = rng.random() < 0.3
-    hollow = rng.random() < 0.06
+    style = rng.choices(("plain", "hollow", "outlined", "shadow"), (0.8, 0.05, 0.08, 0.07))[0]
+    second = _contrasting(rng, background, rng.uniform(30, 150))
     glyphs = []
     for digit in text:
         glyph_font = font if one_font else ImageFont.truetype(rng.choice(fonts), size)
-        colour = _contrasting(rng, background, rng.uniform(50, 200)) if per_glyph_colour else ink
-        glyphs.append(_glyph(rng, digit, glyph_font, colour, hollow))
+        colour = _contrasting(rng, background, least_contrast) if per_glyph_colour else ink
+        glyphs.append(_glyph(rng, digit, glyph_font, colour, style, second, aliased))
     spacing = rng.choice((rng.uniform(-0.3, 0.1), rng.uniform(0.0, 0.4), rng.uniform(0.3, 1.8)))
     margin_x = int(rng.uniform(0.0, 0.8) * size)
     margin_y = int(rng.uniform(0.0, 0.4) * size)
