@@ -24,10 +24,12 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from training.model import WIDTH_PER_FRAME, DigitCRNN, Probabilities
 from training.synth import captcha, random_text
+from training.warm_start import load_onnx
 from worker.normalise import colour_distance, prepare, standard, to_model_input
 
 MAX_WIDTH = 320  # wider views are rare; capping keeps a batch's padding bounded
 BUCKET = 4  # batches drawn at once and sorted by width, so a batch pads little
+CALIBRATION = 256  # samples that set the batch norms when resuming from an ONNX file
 
 
 def sample(rng: random.Random) -> tuple[np.ndarray, list[int]]:
@@ -36,8 +38,11 @@ def sample(rng: random.Random) -> tuple[np.ndarray, list[int]]:
     page = prepare(captcha(rng, text))
     view = standard if rng.random() < 0.7 else colour_distance
     stretch = 1.0 if rng.random() < 0.75 else rng.choice((0.75, 1.3))
-    array = to_model_input(view(page), len(text), stretch)[0, 0]
-    return array[:, :MAX_WIDTH], [int(d) + 1 for d in text]
+    grey = view(page)
+    array = to_model_input(grey, len(text), stretch)[0, 0]
+    if array.shape[1] > MAX_WIDTH:  # squeeze rather than crop: a crop could cut off a labelled digit
+        array = to_model_input(grey, len(text), stretch * MAX_WIDTH / array.shape[1])[0, 0][:, :MAX_WIDTH]
+    return array, [int(d) + 1 for d in text]
 
 
 class Captchas(IterableDataset):
@@ -107,7 +112,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads for the network")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--resume", type=Path, default=None,
-                        help="start from these weights (a .pt saved beside an export) instead of at random")
+                        help="start from these weights (a .pt saved beside an export, or an exported .onnx) "
+                             "instead of at random")
     parser.add_argument("--export-every", type=float, default=10.0, help="minutes between ONNX snapshots")
     args = parser.parse_args()
 
@@ -116,7 +122,11 @@ def main() -> None:
     # Denormal floats (from saturated GRU gates) made steps 3x slower after 20 minutes on the CPU.
     torch.set_flush_denormal(True)
     network = DigitCRNN()
-    if args.resume:
+    if args.resume and args.resume.suffix == ".onnx":
+        rng = random.Random(-args.seed)
+        calibration = collate([sample(rng) for _ in range(CALIBRATION)])[0]
+        load_onnx(network, args.resume, calibration)
+    elif args.resume:
         network.load_state_dict(torch.load(args.resume))
     optimiser = torch.optim.AdamW(network.parameters(), lr=args.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
@@ -129,7 +139,7 @@ def main() -> None:
         progress = (time.monotonic() - start) / budget
         if progress >= 1.0:
             break
-        warmup = 1.0 if args.resume else min(1.0, step / 300)
+        warmup = min(1.0, step / 300)  # from random weights, or a fresh optimiser on resumed ones
         for group in optimiser.param_groups:
             group["lr"] = args.lr * warmup * 0.5 * (1 + math.cos(math.pi * progress))
         logits = network(images)
