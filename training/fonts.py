@@ -10,13 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-# Debian packages of free fonts with varied digit shapes (sans, serif, mono, rounded, condensed).
-DEBIAN_FONT_PACKAGES = (
-    "fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-roboto fonts-crosextra-carlito "
-    "fonts-crosextra-caladea fonts-noto-mono fonts-cantarell fonts-open-sans fonts-lato fonts-urw-base35"
-)
+PACKAGES = Path(__file__).with_name("font-packages.txt")  # the Debian font packages to install
 
-# Fonts that map the digit code points to pictures (dingbats, symbols): distinct, but not digits.
 SYMBOL_FONTS = re.compile(r"D050000L|Dingbat|Symbol", re.IGNORECASE)
 
 
@@ -50,5 +45,15 @@ def digit_fonts() -> tuple[str, ...]:
         if bitmaps is not None and len(set(bitmaps)) == 10:
             fonts.append(path)
     if not fonts:
-        raise RuntimeError(f"no usable fonts; install: apt-get install {DEBIAN_FONT_PACKAGES}")
+        raise RuntimeError(f"no usable fonts; install the packages listed in {PACKAGES}")
     return tuple(fonts)
+
+
+@lru_cache(maxsize=1)
+def font_groups() -> tuple[tuple[str, ...], ...]:
+    """`digit_fonts` grouped by folder (about one per font package), so that drawing a group first
+    gives a package with forty weights no more say than one with a single font."""
+    groups: dict[Path, list[str]] = {}
+    for path in digit_fonts():
+        groups.setdefault(Path(path).parent, []).append(path)
+    return tuple(tuple(paths) for paths in groups.values())

@@ -17,7 +17,7 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from training.fonts import digit_fonts
+from training.fonts import font_groups
 
 Colour = tuple[int, int, int]
 
@@ -156,7 +156,7 @@ def _wave(rng: random.Random, image: Image.Image) -> Image.Image:
 
 def captcha(rng: random.Random, text: str) -> Image.Image:
     """One random captcha showing `text`; RGB, or RGBA with transparent margins."""
-    fonts = digit_fonts()
+    groups = font_groups()
     aliased = rng.random() < 0.1  # tiny hard-edged digits, as from a bitmap font
     height = rng.randrange(10, 22) if aliased else rng.randrange(22, 110)
     size = max(8, int(height * rng.uniform(0.5, 0.9)))
@@ -164,13 +164,13 @@ def captcha(rng: random.Random, text: str) -> Image.Image:
     least_contrast = rng.uniform(30, 200) if rng.random() < 0.2 else rng.uniform(50, 200)
     ink = _contrasting(rng, background, least_contrast)
     one_font = rng.random() < 0.7
-    font = ImageFont.truetype(rng.choice(fonts), size)
+    font = ImageFont.truetype(rng.choice(rng.choice(groups)), size)
     per_glyph_colour = rng.random() < 0.3
     style = rng.choices(("plain", "hollow", "outlined", "shadow"), (0.8, 0.05, 0.08, 0.07))[0]
     second = _contrasting(rng, background, rng.uniform(30, 150))
     glyphs = []
     for digit in text:
-        glyph_font = font if one_font else ImageFont.truetype(rng.choice(fonts), size)
+        glyph_font = font if one_font else ImageFont.truetype(rng.choice(rng.choice(groups)), size)
         colour = _contrasting(rng, background, least_contrast) if per_glyph_colour else ink
         glyphs.append(_glyph(rng, digit, glyph_font, colour, style, second, aliased))
     spacing = rng.choice((rng.uniform(-0.3, 0.1), rng.uniform(0.0, 0.4), rng.uniform(0.3, 1.8)))
