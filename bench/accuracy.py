@@ -208,7 +208,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    recognizer = Recognizer(settings.models, settings.ort_threads, settings.retry_below)
+    recognizer = Recognizer.from_settings(settings)
     results = run(args.root, args.limit, recognizer, args.baseline_ort_threads)
     text = markdown(table(results, args.min_confidence), args.min_confidence, threshold_for(results))
     print(text)

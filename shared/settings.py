@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     retry_below: float = Field(
         0.5, ge=0, le=1, description="Confidence under which the recognizer tries more readings (0: never)."
     )
+    confirm_below: float = Field(
+        0.99, ge=0, le=1,
+        description="Confidence under which the other models read the first view too; their agreement "
+        "raises it (0: never).",
+    )
     # Chosen on ../shared/corpus (2100 images, 7 generators): answers at or above 0.96 are right 98.2%
     # of the time (bench/accuracy.py prints the threshold where pooled precision reaches 0.98).
     min_confidence: float = Field(0.96, ge=0, le=1, description="Answers below it are refused (422).")

@@ -18,7 +18,7 @@ READ_RIGHT = ["0000_2810.png", "0001_9586.png", "0002_8481.png", "0006_0498.png"
 @pytest.fixture(scope="module")
 def recognizer() -> Recognizer:
     """The recognizer as workers build it: the default models of the settings."""
-    return Recognizer(Settings().models)
+    return Recognizer.from_settings(Settings())
 
 
 def corpus_image(name: str) -> Image.Image:
@@ -86,6 +86,24 @@ def test_single_model_without_retry_makes_one_standard_reading():
     fast = Recognizer(models=("common_old",), retry_below=0.0)
     reading = fast.read(Image.new("RGB", (160, 60), "white"))  # unsure, yet no second look
     assert (reading.model, reading.normalisation) == ("common_old", "standard")
+
+
+def test_agreeing_models_raise_the_first_readings_confidence_and_never_change_its_text():
+    alone = Recognizer(("common_old",), retry_below=0.0)
+    checked = Recognizer(Settings().models, retry_below=0.0, confirm_below=1.1)  # always ask the others
+    folder = CORPUS.parent / "py_claptcha"
+    if not folder.is_dir():
+        pytest.skip(f"corpus not found beside the project: {folder}")
+    answered_by = set()
+    for path in sorted(folder.glob("*.png"))[:12]:
+        first, both = alone.read(Image.open(path)), checked.read(Image.open(path))
+        assert both.text == first.text
+        if both.model == first.model:  # the others disagreed: the first reading stands as it was
+            assert both.confidence == first.confidence
+        else:
+            assert both.model == "common_old+digits_crnn" and both.confidence >= first.confidence
+        answered_by.add(both.model)
+    assert answered_by == {"common_old", "common_old+digits_crnn"}
 
 
 def test_retry_keeps_the_most_probable_reading(recognizer):

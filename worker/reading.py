@@ -18,9 +18,7 @@ class CaptchaReader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.limits = ImageLimits.from_settings(settings)
-        self.recognizer = Recognizer(
-            models=settings.models, ort_threads=settings.ort_threads, retry_below=settings.retry_below
-        )
+        self.recognizer = Recognizer.from_settings(settings)
 
     def read_job(self, job: OcrJob) -> OcrAnswer | OcrRefusal:
         """Answer a job's payload; bad input becomes a refusal, never an exception."""

@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from shared.settings import Settings
 from worker.ctc import decode_fixed_length, forward_probabilities
 from worker.normalise import LOOKS, VIEWS, Page, prepare, to_model_input
 
@@ -98,43 +99,63 @@ class Model:
 class Recognizer:
     """Reads digit captchas; meant as one per worker process (sessions load once).
 
-    Workers pass `Settings.models` (common_old, then our digits_crnn for the unsure
-    images); the argument's default, common_old alone, is the recognizer before our
-    model. Measured on the corpus: ddddocr's "common" adds about one point of accuracy,
-    no answered-rate, ~70 MB of RSS and doubles the retry cost; retrying below 0.5
-    gains as much as retrying everything for half the time.
+    Workers pass `Settings.models` (common_old, then our digits_crnn as a second opinion); the
+    argument's default, common_old alone, is the recognizer before our model. Measured on the corpus:
+    ddddocr's "common" adds about one point of accuracy, no answered-rate, ~70 MB of RSS and doubles
+    the retry cost; retrying below 0.5 gains as much as retrying everything for half the time.
     """
 
-    def __init__(self, models: tuple[str, ...] = ("common_old",),
-                 ort_threads: int = 1, retry_below: float = 0.5) -> None:
+    def __init__(self, models: tuple[str, ...] = ("common_old",), ort_threads: int = 1,
+                 retry_below: float = 0.5, confirm_below: float = 0.99) -> None:
         unknown = [m for m in models if m not in KNOWN_MODELS]
         if not models or unknown:
             raise ValueError(f"models must be a non-empty subset of {sorted(KNOWN_MODELS)}")
         self.models = [Model(name, ort_threads) for name in models]
         self.retry_below = retry_below
+        self.confirm_below = confirm_below
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Recognizer:
+        return cls(settings.models, settings.ort_threads, settings.retry_below, settings.confirm_below)
 
     def read(self, image: Image.Image, digits: int = 4) -> Reading:
         """The most probable string of exactly `digits` digits, with its probability.
 
-        The first look of the first model answers when it is sure. Otherwise every model reads every
-        look and :func:`agreed_answer` chooses (with one model: the most probable reading).
+        1. The first model reads the first look; at or above `confirm_below` that is the answer.
+        2. Otherwise the other models read the same look: if each finds the same string, that is the
+           answer, with the confidence of :func:`confirmed`.
+        3. Otherwise a first reading at or above `retry_below` is the answer as it is; below it, every
+           model reads every look and :func:`agreed_answer` chooses.
         """
         if not 1 <= digits <= 8:
             raise ValueError("digits must be between 1 and 8")
         page = prepare(image)
         made: dict[str | tuple[str, float], np.ndarray] = {}
+        lattices: dict[tuple[int, tuple[str, float]], np.ndarray] = {}
+
+        def lattice(index: int, look: tuple[str, float]) -> np.ndarray:
+            if (index, look) not in lattices:
+                lattices[index, look] = self._lattice(self.models[index], look, page, made, digits)
+            return lattices[index, look]
+
         first_model, first_look = self.models[0], LOOKS[0]
-        first = self._lattice(first_model, first_look, page, made, digits)
-        text, probability = decode_digits(first, digits)
+        text, probability = decode_digits(lattice(0, first_look), digits)
+        if probability >= self.confirm_below:
+            return Reading(text, min(probability, 1.0), first_model.name, _look_name(first_look))
+        others = [decode_digits(lattice(index, first_look), digits) for index in range(1, len(self.models))]
+        if text and others and all(other == text for other, _ in others):
+            confidence = confirmed([probability, *(p for _, p in others)])
+            return Reading(text, confidence, self._names(), _look_name(first_look))
         if probability >= self.retry_below:
             return Reading(text, min(probability, 1.0), first_model.name, _look_name(first_look))
-        lattices = [[first if (model, look) == (first_model, first_look)
-                     else self._lattice(model, look, page, made, digits) for look in model.looks]
-                    for model in self.models]
-        text, score = agreed_answer(lattices, digits, first_best=text)
+        every = [[lattice(index, look) for look in model.looks] for index, model in enumerate(self.models)]
+        text, score = agreed_answer(every, digits, first_best=text)
         if not text:
             return Reading("0" * digits, 0.0, first_model.name, _look_name(first_look))
-        return Reading(text, min(score, 1.0), "+".join(model.name for model in self.models), "all")
+        return Reading(text, min(score, 1.0), self._names(), "all")
+
+    def _names(self) -> str:
+        return "+".join(model.name for model in self.models)
 
     @staticmethod
     def _lattice(model: Model, look: tuple[str, float], page: Page,
@@ -147,6 +168,13 @@ class Recognizer:
                 made[view] = VIEWS[view](page)
             made[look] = to_model_input(made[view], digits, stretch)
         return model.digit_probabilities(made[look])
+
+
+def confirmed(probabilities: list[float]) -> float:
+    """Confidence in a string that several models each read as their best: the chance that not all of
+    them are wrong, 1 - prod(1 - p). Models trained apart (ddddocr's on its data, ours on synthetic
+    captchas) err on different images, so agreement is stronger evidence than either probability."""
+    return float(min(1.0, 1.0 - np.prod([1.0 - min(p, 1.0) for p in probabilities])))
 
 
 def _look_name(look: tuple[str, float]) -> str:

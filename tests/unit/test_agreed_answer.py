@@ -1,11 +1,11 @@
-"""How the recognizer chooses among several models' readings: a product of experts."""
+"""Several models' readings: the product-of-experts choice, and the confidence of their agreement."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from worker.recognizer import agreed_answer
+from worker.recognizer import agreed_answer, confirmed
 
 
 def lattice(*positions: dict[str, float]) -> np.ndarray:
@@ -37,3 +37,9 @@ def test_one_model_keeps_the_most_probable_look() -> None:
 
 def test_nothing_fits_when_no_lattice_holds_enough_digits() -> None:
     assert agreed_answer([[lattice({"5": 1.0})]], 3) == ("", 0.0)
+
+
+def test_agreement_of_models_trained_apart_is_the_chance_that_not_all_are_wrong() -> None:
+    assert confirmed([0.8, 0.5]) == pytest.approx(1 - 0.2 * 0.5)
+    assert confirmed([0.9]) == pytest.approx(0.9)
+    assert confirmed([1.0000001, 0.3]) == 1.0  # renormalised outputs may overshoot 1 by rounding
