@@ -24,7 +24,8 @@ def _onnx_weights(path: Path) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], 
     """(convolution weight and bias pairs in order, GRU W/R/B, classifier weight and bias)."""
     graph = onnx.load(str(path)).graph
     tensors = {init.name: torch.from_numpy(numpy_helper.to_array(init).copy()) for init in graph.initializer}
-    convs = [(tensors[node.input[1]], tensors[node.input[2]]) for node in graph.node if node.op_type == "Conv"]
+    convs = [(tensors[node.input[1]], tensors[node.input[2]])
+             for node in graph.node if node.op_type == "Conv"]
     gru = next(node for node in graph.node if node.op_type == "GRU")
     matmul = next(node for node in graph.node if node.op_type == "MatMul" and node.input[1] in tensors)
     classifier = (tensors[matmul.input[1]].T.contiguous(), tensors["network.classify.bias"])
