@@ -12,7 +12,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 PACKAGES = Path(__file__).with_name("font-packages.txt")  # the Debian font packages to install
 
-SYMBOL_FONTS = re.compile(r"D050000L|Dingbat|Symbol", re.IGNORECASE)
+# Fonts that map the digit code points to pictures (dingbats, symbols, keyboard keys): distinct, but
+# not plain digits.
+SYMBOL_FONTS = re.compile(r"D050000L|Dingbat|Symbol|LinBiolinum_K", re.IGNORECASE)
 
 
 def _digit_bitmaps(path: str) -> list[bytes] | None:
