@@ -140,14 +140,15 @@ class Recognizer:
 
         first_model, first_look = self.models[0], LOOKS[0]
         text, probability = decode_digits(lattice(0, first_look), digits)
+        alone = Reading(text, min(probability, 1.0), first_model.name, _look_name(first_look))
         if probability >= self.confirm_below:
-            return Reading(text, min(probability, 1.0), first_model.name, _look_name(first_look))
+            return alone
         others = [decode_digits(lattice(index, first_look), digits) for index in range(1, len(self.models))]
         if text and others and all(other == text for other, _ in others):
             confidence = confirmed([probability, *(p for _, p in others)])
             return Reading(text, confidence, self._names(), _look_name(first_look))
         if probability >= self.retry_below:
-            return Reading(text, min(probability, 1.0), first_model.name, _look_name(first_look))
+            return alone
         every = [[lattice(index, look) for look in model.looks] for index, model in enumerate(self.models)]
         text, score = agreed_answer(every, digits, first_best=text)
         if not text:
