@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.support import Stack, corpus_images
+from tests.support import Stack, corpus_images, wait_until
 
 LABEL, IMAGE = corpus_images("npm_svg_captcha", 1)[0]
 
@@ -33,8 +33,15 @@ def test_metrics_count_outcomes_and_timings(stack: Stack) -> None:
 def test_one_log_line_per_request_without_image_bytes(stack: Stack) -> None:
     response = stack.ocr(image_base64=IMAGE)
     job_id = response.json()["job_id"]
-    log = (stack.tmp / "api.log").read_text()
-    lines = [line for line in log.splitlines() if job_id in line]
+    api_log = stack.tmp / "api.log"
+
+    def lines_naming_job() -> list[str]:
+        return [line for line in api_log.read_text().splitlines() if job_id in line]
+
+    # The middleware logs once the response is sent, so the client can read it before the line is written.
+    wait_until(lambda: lines_naming_job() != [], timeout_s=5, what="the request's log line")
+    lines = lines_naming_job()
+    log = api_log.read_text()
     assert len(lines) == 1
     assert "/ocr 200 solved" in lines[0]
     assert IMAGE[:40] not in log
