@@ -48,14 +48,19 @@ def pil_filter(grey: np.ndarray, kind: ImageFilter.Filter) -> np.ndarray:
     return np.asarray(image.filter(kind), dtype=np.float32)
 
 
+def framed(view: Callable[[Page], np.ndarray]) -> Callable[[Page], np.ndarray]:
+    """A view cropped as the recognizer's first look crops it: the content with some of its margin."""
+    return lambda page: view(page)[page.margin_box]
+
+
 VIEWS: dict[str, Callable[[Page], np.ndarray]] = {
-    "standard": standard,
-    "colour_distance": colour_distance,
-    "otsu": lambda page: otsu(standard(page)),
-    "median3": lambda page: pil_filter(standard(page), ImageFilter.MedianFilter(3)),
-    "blur": lambda page: pil_filter(standard(page), ImageFilter.GaussianBlur(1.2)),
+    "standard": framed(standard),
+    "colour_distance": framed(colour_distance),
+    "otsu": framed(lambda page: otsu(standard(page))),
+    "median3": framed(lambda page: pil_filter(standard(page), ImageFilter.MedianFilter(3))),
+    "blur": framed(lambda page: pil_filter(standard(page), ImageFilter.GaussianBlur(1.2))),
     "luma": lambda page: luminance(page.rgb),
-    "colour_otsu": lambda page: otsu(colour_distance(page)),
+    "colour_otsu": framed(lambda page: otsu(colour_distance(page))),
 }
 STRETCHES = (1.0, 0.75, 1.3)
 # The second model only on the two views the recognizer uses: it is three times slower.

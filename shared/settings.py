@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         description="Models to read with, comma-separated: ddddocr's common_old and common, our digits_crnn.",
     )
     retry_below: float = Field(
-        0.5, ge=0, le=1, description="Confidence under which the recognizer tries more readings (0: never)."
+        0.7, ge=0, le=1, description="Confidence under which the recognizer tries more readings (0: never)."
     )
     confirm_below: float = Field(
         0.99, ge=0, le=1,

@@ -9,7 +9,7 @@ from PIL import Image
 from shared.settings import Settings
 from worker import normalise
 from worker.ctc import decode_fixed_length
-from worker.recognizer import BEAM, Recognizer
+from worker.recognizer import BEAM, FIRST_LOOK, Recognizer
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "npm_svg_captcha"
 READ_RIGHT = ["0000_2810.png", "0001_9586.png", "0002_8481.png", "0006_0498.png", "0011_5077.png"]
@@ -91,7 +91,7 @@ def test_single_model_without_retry_makes_one_standard_reading():
 def test_agreeing_models_raise_the_first_readings_confidence_and_never_change_its_text():
     alone = Recognizer(("common_old",), retry_below=0.0)
     checked = Recognizer(Settings().models, retry_below=0.0, confirm_below=1.1)  # always ask the others
-    folder = CORPUS.parent / "py_claptcha"
+    folder = CORPUS.parent / "py_captcha"
     if not folder.is_dir():
         pytest.skip(f"corpus not found beside the project: {folder}")
     answered_by = set()
@@ -109,11 +109,11 @@ def test_agreeing_models_raise_the_first_readings_confidence_and_never_change_it
 def test_retry_keeps_the_most_probable_reading(recognizer):
     image = corpus_image(READ_RIGHT[3])
     page, model = normalise.prepare(image), recognizer.models[0]
-    every_look = [decode_fixed_length(model.digit_probabilities(
-        normalise.to_model_input(normalise.VIEWS[view](page), 4, stretch)), 4, beam=BEAM)[1]
-        for view, stretch in normalise.LOOKS]
-    retried = Recognizer(models=("common_old",), retry_below=1.1).read(image)
-    assert retried.confidence == pytest.approx(max(every_look))
+    readings = [decode_fixed_length(model.digit_probabilities(page.model_input(look, 4)), 4, beam=BEAM)
+                for look in (FIRST_LOOK, *model.retry_looks)]
+    retried = Recognizer(models=("common_old",), retry_below=1.1, confirm_below=1.1).read(image)
+    assert retried.normalisation == "all"
+    assert retried.confidence == pytest.approx(max(probability for _, probability in readings))
 
 
 def test_unknown_model_is_rejected():

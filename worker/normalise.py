@@ -9,7 +9,7 @@ knows about a particular generator).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -21,6 +21,7 @@ _MAX_SIZE = (32 * MODEL_HEIGHT, 4 * MODEL_HEIGHT)
 _MAX_WIDTH = 16 * MODEL_HEIGHT
 LINE_SPAN = 0.85          # share of a row/column that must be dark for it to be a line
 _MARGIN_TOLERANCE = 24    # grey levels of variation a row/column may show and still be "empty"
+MARGIN = 0.1              # of the content's height: how much of the image's own margin a "margin" crop keeps
 
 
 def flatten(image: Image.Image) -> np.ndarray:
@@ -115,12 +116,6 @@ def remove_long_lines(grey: np.ndarray, span: float = LINE_SPAN) -> np.ndarray:
     return out
 
 
-def pad_margin(grey: np.ndarray, fraction: float = 0.1) -> np.ndarray:
-    """Add a thin light border so glyphs touching the crop edge are not cut."""
-    pad = max(1, int(round(fraction * grey.shape[0])))
-    return np.pad(grey, pad, mode="constant", constant_values=float(np.median(grey)))
-
-
 def to_model_input(grey: np.ndarray, digits: int, stretch: float = 1.0) -> np.ndarray:
     """Grey (H, W) 0..255 -> float32 (1, 1, 64, W') in 0..1, as ddddocr feeds its models.
 
@@ -142,34 +137,71 @@ def to_model_input(grey: np.ndarray, digits: int, stretch: float = 1.0) -> np.nd
     return (array / 255.0)[None, None]
 
 
+def grow_box(box: tuple[slice, slice], shape: tuple[int, ...], fraction: float) -> tuple[slice, slice]:
+    """`box` widened on every side by `fraction` of its height, within the image: the image's own
+    margin around the content, so glyphs that touch the content's edge are not cut."""
+    rows, cols = box
+    top, bottom, _ = rows.indices(shape[0])
+    left, right, _ = cols.indices(shape[1])
+    extra = round(fraction * (bottom - top))
+    return (slice(max(0, top - extra), min(shape[0], bottom + extra)),
+            slice(max(0, left - extra), min(shape[1], right + extra)))
+
+
 @dataclass(frozen=True)
+class Look:
+    """One way of showing a page to a model: a view, a crop and a horizontal stretch.
+
+    Crops: "margin" keeps some of the image's own margin around the content (`MARGIN`);
+    "tight" is the content alone, so the glyphs fill more of the model's height.
+    """
+
+    view: str
+    crop: str = "margin"
+    stretch: float = 1.0
+
+    def __str__(self) -> str:
+        crop = "" if self.crop == "margin" else f"/{self.crop}"
+        stretch = "" if self.stretch == 1.0 else f"*{self.stretch:g}"
+        return f"{self.view}{crop}{stretch}"
+
+
+@dataclass
 class Page:
-    """An image flattened once, with its content box, shared by every view of it."""
+    """An image flattened once, with its content box; every look at it starts here and each view is
+    computed at most once (a page lives for one request)."""
 
     rgb: np.ndarray
     box: tuple[slice, slice]
+    margin_box: tuple[slice, slice]
+    views: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def view(self, name: str) -> np.ndarray:
+        if name not in self.views:
+            self.views[name] = VIEWS[name](self)
+        return self.views[name]
+
+    def model_input(self, look: Look, digits: int) -> np.ndarray:
+        box = self.box if look.crop == "tight" else self.margin_box
+        return to_model_input(self.view(look.view)[box], digits, look.stretch)
 
 
 def prepare(image: Image.Image) -> Page:
     """Flatten once per request; every view below starts from this."""
     rgb = flatten(image)
-    return Page(rgb, content_box(rgb))
-
-
-def _crop(page: Page, grey: np.ndarray) -> np.ndarray:
-    """Shared tail: erase lines on the whole image, then crop to the content and pad."""
-    return pad_margin(remove_long_lines(grey)[page.box])
+    box = content_box(rgb)
+    return Page(rgb, box, grow_box(box, rgb.shape, MARGIN))
 
 
 def standard(page: Page) -> np.ndarray:
-    """The first view: luma, dark-on-light, long lines erased, trimmed, padded."""
+    """The first view: luma, dark-on-light, long lines erased (the whole image; looks crop it)."""
     grey = luminance(page.rgb)
-    return _crop(page, dark_on_light(grey, grey[page.box]))
+    return remove_long_lines(dark_on_light(grey, grey[page.box]))
 
 
 def colour_distance(page: Page) -> np.ndarray:
     """A second view for unsure readings: ink measured as colour distance from the background."""
-    return _crop(page, ink_contrast(page.rgb, page.rgb[page.box]))
+    return remove_long_lines(ink_contrast(page.rgb, page.rgb[page.box]))
 
 
 VIEWS = {"standard": standard, "colour_distance": colour_distance}
@@ -178,7 +210,3 @@ VIEWS = {"standard": standard, "colour_distance": colour_distance}
 # ratio they were trained on, so a horizontally squeezed second look recovers
 # wide or widely spaced digits that the first scale misreads.
 NARROW_STRETCH = 0.75
-
-# (view, horizontal stretch) in the order tried: only the first when a reading is sure.
-LOOKS = (("standard", 1.0), ("colour_distance", 1.0),
-         ("standard", NARROW_STRETCH), ("colour_distance", NARROW_STRETCH))

@@ -18,7 +18,7 @@ def bar_image(mode: str = "RGB", size=(60, 30), ink=(DARK,) * 3, paper=(LIGHT,) 
 
 
 def model_input(image: Image.Image, digits: int = 4, stretch: float = 1.0) -> np.ndarray:
-    return normalise.to_model_input(normalise.standard(normalise.prepare(image)), digits, stretch)
+    return normalise.prepare(image).model_input(normalise.Look("standard", "margin", stretch), digits)
 
 
 def test_transparent_margins_flatten_behind_dark_ink_to_white():
@@ -151,3 +151,27 @@ def test_standard_makes_light_on_dark_dark_on_light():
     ImageDraw.Draw(image).rectangle([20, 8, 60, 32], outline=(LIGHT,) * 3, width=3)  # a light "0"
     batch = model_input(image)[0, 0]
     assert np.median(batch) > 0.8 and batch.min() < 0.3
+
+
+def test_margin_crop_keeps_some_of_the_images_own_margin_and_tight_crop_none():
+    image = Image.new("RGB", (60, 30), (LIGHT,) * 3)
+    ImageDraw.Draw(image).rectangle([20, 7, 39, 22], outline=(DARK,) * 3)  # a thin "0"
+    page = normalise.prepare(image)
+    (rows, cols), (margin_rows, margin_cols) = page.box, page.margin_box
+    assert (rows.start, rows.stop, cols.start, cols.stop) == (7, 23, 20, 40)
+    extra = round(normalise.MARGIN * (rows.stop - rows.start))
+    assert (margin_rows.start, margin_rows.stop) == (rows.start - extra, rows.stop + extra)
+    assert (margin_cols.start, margin_cols.stop) == (cols.start - extra, cols.stop + extra)
+
+    def glyph_height(look: normalise.Look) -> float:  # share of the rows the glyph's darkest column covers
+        return float((page.model_input(look, 4)[0, 0] < 0.5).mean(axis=0).max())
+
+    assert glyph_height(normalise.Look("standard", "tight")) == 1.0
+    assert 0.6 < glyph_height(normalise.Look("standard", "margin")) < 0.95
+
+
+def test_margin_crop_stays_inside_the_image():
+    image = Image.new("RGB", (40, 20), (LIGHT,) * 3)
+    ImageDraw.Draw(image).rectangle([0, 0, 39, 19], outline=(DARK,) * 3)  # content up to every edge
+    page = normalise.prepare(image)
+    assert page.margin_box == (slice(0, 20), slice(0, 40))
