@@ -59,7 +59,9 @@ def decode_fixed_length(probs: np.ndarray, length: int, beam: int = 16) -> tuple
     considered (the pruning to `beam` prefixes) is approximate. Returns
     ([], 0.0) when the lattice is too short to hold `length` symbols.
 
-    A first search extends no prefix at frames that are surely blank (4 in 5
+    Most readings need no search: when the greedy path's string has `length`
+    symbols and a probability above 1/2, it is the most probable string. A
+    first search extends no prefix at frames that are surely blank (4 in 5
     on the corpus); an answer below EXACT_SEARCH_BELOW, which only a strained
     reading gets (e.g. more digits asked for than drawn), is searched again
     over every frame.
@@ -67,10 +69,22 @@ def decode_fixed_length(probs: np.ndarray, length: int, beam: int = 16) -> tuple
     steps, classes = probs.shape
     if length < 1 or steps < length:
         return [], 0.0
+    greedy = _best_path(probs)
+    if len(greedy) == length:
+        probability = forward_probability(probs, greedy)
+        if probability > 0.5:  # the strings' probabilities sum to at most 1: no other can be higher
+            return greedy, probability
     found = _beam_search(probs, length, beam, skip_sure_blanks=True)
     if found[1] < EXACT_SEARCH_BELOW:
         found = max(found, _beam_search(probs, length, beam, skip_sure_blanks=False), key=lambda f: f[1])
     return found
+
+
+def _best_path(probs: np.ndarray) -> list[int]:
+    """The most probable frame-by-frame path with repeats merged and blanks dropped (greedy CTC)."""
+    path = probs.argmax(axis=1)
+    merged = path[np.concatenate([[True], path[1:] != path[:-1]])]
+    return [int(label) for label in merged if label != BLANK]
 
 
 def _beam_search(probs: np.ndarray, length: int, beam: int, skip_sure_blanks: bool) -> tuple[list[int], float]:

@@ -9,6 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
+from worker import ctc
 from worker.ctc import SURE_BLANK, decode_fixed_length, forward_probability
 
 CLASSES = 11
@@ -109,3 +110,26 @@ def test_sure_blank_frames_skipped_in_the_first_search_still_give_the_exhaustive
                          key=lambda seq: forward_probability(probs, list(seq)))
         labels, confidence = decode_fixed_length(probs, length, beam=64)
         assert confidence == pytest.approx(forward_probability(probs, list(exhaustive)))
+
+
+def test_a_greedy_string_above_one_half_is_the_answer_without_a_search(monkeypatch):
+    """Strings' probabilities sum to at most 1, so one above 1/2 beats all others: no search needed."""
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched although the greedy string was above 1/2")
+
+    rng = np.random.default_rng(5)
+    checked = 0
+    for _ in range(40):
+        steps, length = int(rng.integers(3, 8)), int(rng.integers(1, 4))
+        probs = rng.dirichlet(np.full(4, 0.1), size=steps)  # peaked frames: often one clear string
+        exhaustive = max(itertools.product(range(1, 4), repeat=length),
+                         key=lambda seq: forward_probability(probs, list(seq)))
+        greedy = ctc._best_path(probs)
+        if len(greedy) != length or forward_probability(probs, greedy) <= 0.5:
+            continue
+        with monkeypatch.context() as patch:
+            patch.setattr(ctc, "_beam_search", no_search)
+            labels, confidence = decode_fixed_length(probs, length)
+        assert labels == list(exhaustive)
+        checked += 1
+    assert checked >= 5
