@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from training.model import WIDTH_PER_FRAME, DigitCRNN, Probabilities
 from training.synth import captcha, random_text
 from training.warm_start import load_onnx
-from worker.normalise import colour_distance, prepare, standard, to_model_input
+from worker.normalise import Look, prepare
 
 MAX_WIDTH = 320  # wider views are rare; capping keeps a batch's padding bounded
 BUCKET = 4  # batches drawn at once and sorted by width, so a batch pads little
@@ -33,15 +33,15 @@ CALIBRATION = 256  # samples that set the batch norms when resuming from an ONNX
 
 
 def sample(rng: random.Random) -> tuple[np.ndarray, list[int]]:
-    """One synthetic captcha through one of the workers' views: (64, W) float32, labels 1..10."""
+    """One synthetic captcha through one of the workers' looks: (64, W) float32, labels 1..10."""
     text = random_text(rng)
     page = prepare(captcha(rng, text))
-    view = standard if rng.random() < 0.7 else colour_distance
-    stretch = 1.0 if rng.random() < 0.75 else rng.choice((0.75, 1.3))
-    grey = view(page)
-    array = to_model_input(grey, len(text), stretch)[0, 0]
+    view = "standard" if rng.random() < 0.7 else "colour_distance"
+    look = Look(view, stretch=1.0 if rng.random() < 0.75 else rng.choice((0.75, 1.3)))
+    array = page.model_input(look, len(text))[0, 0]
     if array.shape[1] > MAX_WIDTH:  # squeeze rather than crop: a crop could cut off a labelled digit
-        array = to_model_input(grey, len(text), stretch * MAX_WIDTH / array.shape[1])[0, 0][:, :MAX_WIDTH]
+        squeezed = Look(view, stretch=look.stretch * MAX_WIDTH / array.shape[1])
+        array = page.model_input(squeezed, len(text))[0, 0][:, :MAX_WIDTH]
     return array, [int(d) + 1 for d in text]
 
 
