@@ -66,12 +66,16 @@ def easy_captcha_python(text: str) -> Image.Image:
 
 
 GENERATORS: dict[str, Callable[[str], Image.Image]] = {
-    "wheezy_captcha": wheezy_captcha, "util_captcha": util_captcha, "easy_captcha_python": easy_captcha_python,
+    "wheezy_captcha": wheezy_captcha,
+    "util_captcha": util_captcha,
+    "easy_captcha_python": easy_captcha_python,
 }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("out", type=Path, help="folder to write one sub-folder per generator into")
     parser.add_argument("--count", type=int, default=200, help="captchas per generator")
     args = parser.parse_args()

@@ -10,6 +10,7 @@ knows about a particular generator).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from PIL import Image
@@ -21,7 +22,7 @@ _MAX_SIZE = (32 * MODEL_HEIGHT, 4 * MODEL_HEIGHT)
 _MAX_WIDTH = 16 * MODEL_HEIGHT
 LINE_SPAN = 0.85          # share of a row/column that must be dark for it to be a line
 _MARGIN_TOLERANCE = 24    # grey levels of variation a row/column may show and still be "empty"
-MARGIN = 0.1              # of the content's height: how much of the image's own margin a "margin" crop keeps
+MARGIN = 0.1              # of the content's height: the image's own margin that a "margin" crop keeps
 
 
 def flatten(image: Image.Image) -> np.ndarray:
@@ -157,7 +158,7 @@ class Look:
     """
 
     view: str
-    crop: str = "margin"
+    crop: Literal["margin", "tight"] = "margin"
     stretch: float = 1.0
 
     def __str__(self) -> str:

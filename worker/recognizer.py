@@ -163,7 +163,8 @@ class Recognizer:
             return Reading(text, confidence, self._names(), str(FIRST_LOOK))
         if probability >= self.retry_below:
             return alone
-        every = [[lattice(index, look) for look in model.retry_looks] for index, model in enumerate(self.models)]
+        every = [[lattice(index, look) for look in model.retry_looks]
+                 for index, model in enumerate(self.models)]
         agreed, score = agreed_answer(every, digits)
         if not agreed:
             return Reading("0" * digits, 0.0, first_model.name, str(FIRST_LOOK))
