@@ -152,20 +152,28 @@ class Recognizer:
                 lattices[index, look] = self.models[index].digit_probabilities(inputs[look])
             return lattices[index, look]
 
+        bests: dict[tuple[int, Look], tuple[str, float]] = {}  # decoded once: the retry reuses them
+
+        def best(index: int, look: Look) -> tuple[str, float]:
+            if (index, look) not in bests:
+                bests[index, look] = decode_digits(lattice(index, look), digits)
+            return bests[index, look]
+
         first_model = self.models[0]
-        text, probability = decode_digits(lattice(0, FIRST_LOOK), digits)
+        text, probability = best(0, FIRST_LOOK)
         alone = Reading(text, min(probability, 1.0), first_model.name, str(FIRST_LOOK))
         if probability >= self.confirm_below:
             return alone
-        others = [decode_digits(lattice(index, FIRST_LOOK), digits) for index in range(1, len(self.models))]
+        others = [best(index, FIRST_LOOK) for index in range(1, len(self.models))]
         if text and others and all(other == text for other, _ in others):
             confidence = confirmed([probability, *(p for _, p in others)])
             return Reading(text, confidence, self._names(), str(FIRST_LOOK))
         if probability >= self.retry_below:
             return alone
-        every = [[lattice(index, look) for look in model.retry_looks]
-                 for index, model in enumerate(self.models)]
-        agreed, score = agreed_answer(every, digits)
+        retry = [[(index, look) for look in model.retry_looks] for index, model in enumerate(self.models)]
+        every = [[lattice(*key) for key in looks] for looks in retry]
+        found = {best(*key)[0] for looks in retry for key in looks}
+        agreed, score = agreed_answer(every, digits, found)
         if not agreed:
             return Reading("0" * digits, 0.0, first_model.name, str(FIRST_LOOK))
         if agreed == text:  # the retry found the first reading again: that is no reason to doubt it more
@@ -183,15 +191,18 @@ def confirmed(probabilities: list[float]) -> float:
     return float(min(1.0, 1.0 - np.prod([1.0 - min(p, 1.0) for p in probabilities])))
 
 
-def agreed_answer(lattices: list[list[np.ndarray]], digits: int) -> tuple[str, float]:
+def agreed_answer(
+    lattices: list[list[np.ndarray]], digits: int, found: set[str] | None = None
+) -> tuple[str, float]:
     """The string of `digits` digits the models agree on best, given each model's lattices (one per look).
 
     Candidates are each lattice's best string; a model scores a candidate with its highest probability
     over its looks; the answer has the highest geometric mean of those scores (a product of experts: a
     string every model finds likely beats one that a single model is sure of). ("", 0.0) if none fits.
+    `found`, when given, holds those best strings, decoded by the caller already.
     """
-    every = [lattice for looks in lattices for lattice in looks]
-    found = {decode_digits(lattice, digits)[0] for lattice in every}
+    if found is None:
+        found = {decode_digits(lattice, digits)[0] for looks in lattices for lattice in looks}
     candidates = sorted(found - {""})
     if not candidates:
         return "", 0.0
