@@ -64,7 +64,10 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(9181, description="Port rq-dashboard listens on.")
 
     # Workers and the recognizer
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Worker processes.")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="Worker processes.",
+        json_schema_extra={"default_text": "one per core"},  # the README's settings table shows this
+    )
     ort_threads: int = Field(1, ge=1, description="ONNX Runtime intra-op threads per worker.")
     models: Annotated[tuple[str, ...], NoDecode] = Field(
         ("common_old", "digits_crnn"),
