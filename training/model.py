@@ -1,8 +1,9 @@
-"""The digit reader's network: a small CRNN (convolutions, then a bidirectional GRU, then CTC).
+"""Our readers' network: a small CRNN (convolutions, then a bidirectional GRU, then CTC).
 
 Input is what `worker.normalise.to_model_input` makes for the ddddocr models (1 x 64 x W, grey in 0..1,
 dark on light), so both kinds of model read the same normalised views. Output: one frame per 4 pixels
-of width, probabilities of blank and the ten digits (the columns `worker.ctc` decodes).
+of width, probabilities of blank and each character of the model's charset (the columns `worker.ctc`
+decodes); the charset travels in the exported ONNX file's metadata.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-CLASSES = 11  # CTC blank, then "0".."9"
 WIDTH_PER_FRAME = 4
 
 
@@ -19,10 +19,11 @@ def _conv(inputs: int, outputs: int) -> list[nn.Module]:
             nn.ReLU(inplace=True)]
 
 
-class DigitCRNN(nn.Module):
-    """About 0.2 M parameters: small enough to train on two CPU cores in an hour and to add ~2 ms."""
+class CRNN(nn.Module):
+    """About 0.2 M parameters: small enough to train on two CPU cores in an hour and to add ~2 ms.
+    `classes` is the CTC blank plus the charset's characters."""
 
-    def __init__(self, hidden: int = 80) -> None:
+    def __init__(self, classes: int, hidden: int = 80) -> None:
         super().__init__()
         self.features = nn.Sequential(
             *_conv(1, 16), nn.MaxPool2d(2),                # 32 x W/2
@@ -32,10 +33,10 @@ class DigitCRNN(nn.Module):
             *_conv(64, 96), nn.MaxPool2d((4, 1)),          # 1 x W/4
         )
         self.rnn = nn.GRU(96, hidden, bidirectional=True, batch_first=True)
-        self.classify = nn.Linear(2 * hidden, CLASSES)
+        self.classify = nn.Linear(2 * hidden, classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 1, 64, W) -> logits (B, W/4, 11)."""
+        """(B, 1, 64, W) -> logits (B, W/4, classes)."""
         features = self.features(images).squeeze(2).transpose(1, 2)  # B, T, C
         return self.classify(self.rnn(features)[0])
 
@@ -43,7 +44,7 @@ class DigitCRNN(nn.Module):
 class Probabilities(nn.Module):
     """What is exported to ONNX: softmax over the classes, as `worker.ctc` expects."""
 
-    def __init__(self, network: DigitCRNN) -> None:
+    def __init__(self, network: CRNN) -> None:
         super().__init__()
         self.network = network
 

@@ -1,11 +1,11 @@
-"""Synthetic digit captchas: what captchas in general do to digits, drawn at random.
+"""Synthetic captchas: what captchas in general do to digits and letters, drawn at random.
 
 Nothing here imitates one generator. Each captcha draws its own choice of the usual tricks: many
 fonts, sizes, rotations and spacings (overlapping to far apart), plain, gradient or textured
 backgrounds in any colour, light-on-dark, low contrast, one colour per glyph, hollow, outlined,
 shadowed and tiny hard-edged (bitmap-like) glyphs, lines, curves, dots,
 circles and grids over and under the text, wave distortion, blur, low resolution, JPEG, and
-transparent margins. The model learns digits, not a generator's style.
+transparent margins. The model learns characters, not a generator's style.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from shared.charsets import DIGITS, LOWER, UPPER
 from training.fonts import font_groups
 
 Colour = tuple[int, int, int]
@@ -55,12 +56,12 @@ def _background(rng: random.Random, size: tuple[int, int], base: Colour) -> Imag
     return Image.fromarray(array).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 3)))
 
 
-def _glyph(rng: random.Random, digit: str, font: ImageFont.FreeTypeFont, colour: Colour, style: str,
+def _glyph(rng: random.Random, char: str, font: ImageFont.FreeTypeFont, colour: Colour, style: str,
            second: Colour, aliased: bool) -> Image.Image:
-    """One digit on a transparent layer, rotated, sheared and squeezed at random. `style` is "plain",
+    """One character on a transparent layer, rotated, sheared and squeezed at random. `style` is "plain",
     "hollow" (outline only), "outlined" (filled, with an outline in `second`) or "shadow" (a copy in
     `second` offset behind it); `aliased` draws hard-edged pixels, as bitmap-font captchas do."""
-    left, top, right, bottom = font.getbbox(digit)
+    left, top, right, bottom = font.getbbox(char)
     pad = 4 + font.size // 6
     layer = Image.new("RGBA", (right - left + 2 * pad, bottom - top + 2 * pad), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
@@ -69,16 +70,16 @@ def _glyph(rng: random.Random, digit: str, font: ImageFont.FreeTypeFont, colour:
     at = (pad - left, pad - top)
     outline = max(1, font.size // rng.choice((10, 14, 20)))
     if style == "hollow":
-        draw.text(at, digit, font=font, fill=(0, 0, 0, 0), stroke_width=outline, stroke_fill=colour + (255,))
+        draw.text(at, char, font=font, fill=(0, 0, 0, 0), stroke_width=outline, stroke_fill=colour + (255,))
     elif style == "outlined":
-        draw.text(at, digit, font=font, fill=colour + (255,), stroke_width=outline,
+        draw.text(at, char, font=font, fill=colour + (255,), stroke_width=outline,
                   stroke_fill=second + (255,))
     else:
         if style == "shadow":
             offset = max(1, font.size // rng.choice((8, 12, 16)))
-            draw.text((at[0] + offset, at[1] + offset), digit, font=font, fill=second + (255,))
+            draw.text((at[0] + offset, at[1] + offset), char, font=font, fill=second + (255,))
         stroke = rng.choice((0, 0, 0, 1, 2))
-        draw.text(at, digit, font=font, fill=colour + (255,), stroke_width=stroke,
+        draw.text(at, char, font=font, fill=colour + (255,), stroke_width=stroke,
                   stroke_fill=colour + (255,))
     squeeze = rng.uniform(0.7, 1.35)
     layer = layer.resize((max(1, int(layer.width * squeeze)), layer.height), Image.Resampling.BICUBIC)
@@ -154,9 +155,10 @@ def _wave(rng: random.Random, image: Image.Image) -> Image.Image:
     return Image.fromarray(array[src_r, src_c])
 
 
-def captcha(rng: random.Random, text: str) -> Image.Image:
-    """One random captcha showing `text`; RGB, or RGBA with transparent margins."""
-    groups = font_groups()
+def captcha(rng: random.Random, text: str, charset: str = DIGITS) -> Image.Image:
+    """One random captcha showing `text` (drawn from `charset`, which picks the fonts); RGB, or RGBA
+    with transparent margins."""
+    groups = font_groups(charset)
     aliased = rng.random() < 0.1  # tiny hard-edged digits, as from a bitmap font
     height = rng.randrange(10, 22) if aliased else rng.randrange(22, 110)
     size = max(8, int(height * rng.uniform(0.5, 0.9)))
@@ -169,10 +171,10 @@ def captcha(rng: random.Random, text: str) -> Image.Image:
     style = rng.choices(("plain", "hollow", "outlined", "shadow"), (0.8, 0.05, 0.08, 0.07))[0]
     second = _contrasting(rng, background, rng.uniform(30, 150))
     glyphs = []
-    for digit in text:
+    for char in text:
         glyph_font = font if one_font else ImageFont.truetype(rng.choice(rng.choice(groups)), size)
         colour = _contrasting(rng, background, least_contrast) if per_glyph_colour else ink
-        glyphs.append(_glyph(rng, digit, glyph_font, colour, style, second, aliased))
+        glyphs.append(_glyph(rng, char, glyph_font, colour, style, second, aliased))
     spacing = rng.choice((rng.uniform(-0.3, 0.1), rng.uniform(0.0, 0.4), rng.uniform(0.3, 1.8)))
     margin_x = int(rng.uniform(0.0, 0.8) * size)
     margin_y = int(rng.uniform(0.0, 0.4) * size)
@@ -220,7 +222,13 @@ def _transparent_frame(rng: random.Random, image: Image.Image) -> Image.Image:
     return frame
 
 
-def random_text(rng: random.Random) -> str:
-    """Mostly 4 digits (the product's default), sometimes 3 to 6."""
-    length = rng.choice((4, 4, 4, 4, 4, 3, 5, 5, 6))
-    return "".join(rng.choice("0123456789") for _ in range(length))
+def random_text(rng: random.Random, charset: str = DIGITS) -> str:
+    """Digits: mostly 4 (the product's default), sometimes 3 to 6. Other charsets: 3 to 8 characters,
+    each drawn alone or in runs of one case or kind, as sites pick them from their own alphabets."""
+    if charset == DIGITS:
+        length = rng.choice((4, 4, 4, 4, 4, 3, 5, 5, 6))
+        return "".join(rng.choice(charset) for _ in range(length))
+    length = rng.choice((3, 4, 4, 4, 5, 5, 5, 6, 6, 7, 8))
+    kind = rng.choice((charset, charset, DIGITS + UPPER, DIGITS + LOWER, UPPER, LOWER))
+    alphabet = "".join(char for char in charset if char in kind) or charset
+    return "".join(rng.choice(alphabet) for _ in range(length))

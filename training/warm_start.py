@@ -16,7 +16,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from training.model import DigitCRNN
+from training.model import CRNN
 
 
 def _onnx_weights(path: Path) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[torch.Tensor],
@@ -38,8 +38,11 @@ def _torch_gate_order(onnx_gates: torch.Tensor, hidden: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def load_onnx(network: DigitCRNN, path: Path, calibration: torch.Tensor) -> None:
-    """Give `network` the weights of the ONNX model at `path`; `calibration` is a batch of inputs."""
+def load_onnx(network: CRNN, path: Path, calibration: torch.Tensor) -> None:
+    """Give `network` the weights of the ONNX model at `path`; `calibration` is a batch of inputs.
+
+    A network with more classes (a larger charset starting with the file's) takes the file's classifier
+    rows for the classes they share; its other rows keep their random start."""
     convs, (w, r, b), (weight, bias) = _onnx_weights(path)
     network.eval()
     folded_bias = None
@@ -64,6 +67,7 @@ def load_onnx(network: DigitCRNN, path: Path, calibration: torch.Tensor) -> None
         biases = b[direction]
         getattr(network.rnn, f"bias_ih_l0{suffix}").copy_(_torch_gate_order(biases[:3 * hidden], hidden))
         getattr(network.rnn, f"bias_hh_l0{suffix}").copy_(_torch_gate_order(biases[3 * hidden:], hidden))
-    network.classify.weight.copy_(weight)
-    network.classify.bias.copy_(bias)
+    shared = min(weight.shape[0], network.classify.out_features)
+    network.classify.weight[:shared].copy_(weight[:shared])
+    network.classify.bias[:shared].copy_(bias[:shared])
     network.train()

@@ -7,13 +7,13 @@ from collections import Counter
 
 import numpy as np
 
-from training.fonts import SYMBOL_FONTS, digit_fonts
+from training.fonts import SYMBOL_FONTS, fonts_for
 from training.synth import captcha, random_text
 from worker.normalise import flatten, luminance
 
 
 def test_fonts_draw_digits_and_exclude_symbol_fonts() -> None:
-    fonts = digit_fonts()
+    fonts = fonts_for()
     assert fonts and not any(SYMBOL_FONTS.search(path) for path in fonts)
 
 
