@@ -15,7 +15,7 @@ from rq import Queue, SimpleWorker
 from rq.executions import Execution
 from rq.job import Job, _job_stack
 from rq.registry import StartedJobRegistry
-from rq.utils import now, utcformat
+from rq.utils import decode_redis_hash, now, utcformat
 from rq.worker import WorkerStatus
 
 from shared.queue import KEEP_IMAGE, UncompressedJob
@@ -25,6 +25,17 @@ IMAGE_FIELD = "image_base64"
 ABANDONED_AFTER_TIMEOUT_S = 5
 HEARTBEAT_EVERY_S = 1.0
 SUSPENSION_CHECK_EVERY_S = 1.0
+# Job hash fields that ask RQ for more than the call: import and call a dotted name (callbacks), call a
+# URL (webhooks, outside the job timeout), or run the job again (retries, repeats). No producer of ours
+# writes them; a job that carries any is refused.
+RQ_OPTION_FIELDS = {
+    "a success callback": ("success_callback_name",),
+    "a failure callback": ("failure_callback_name",),
+    "a stopped callback": ("stopped_callback_name",),
+    "webhooks": ("webhooks",),
+    "retries": ("retries_left", "retry_intervals"),
+    "repeats": ("repeats_left", "repeat_intervals"),
+}
 
 
 def forget_image(job: Job, *exc_info: object) -> bool:
@@ -58,7 +69,19 @@ def worker_name() -> str:
 
 class WorkerJob(UncompressedJob):
     """The worker's job class: :meth:`CaptchaWorker.prepare_execution` persists the job's hash in its
-    pipeline, so running the job skips RQ's own PERSIST, a round trip just before the model."""
+    pipeline, so running the job skips RQ's own PERSIST, a round trip just before the model. It also notes
+    which RQ options the job's hash asks for, read from the hash itself: restoring a job imports nothing
+    (RQ imports a callback when it is first used) and RQ drops webhooks it cannot parse, still carried."""
+
+    requested_options: tuple[str, ...] = ()
+
+    def restore(self, raw_data: Any) -> Any:
+        restored = super().restore(raw_data)
+        fields = decode_redis_hash(raw_data)
+        self.requested_options = tuple(
+            option for option, names in RQ_OPTION_FIELDS.items() if any(fields.get(name) for name in names)
+        )
+        return restored
 
     def perform(self) -> Any:
         """RQ's ``Job.perform`` without its first line, ``connection.persist(key)``."""
@@ -70,10 +93,21 @@ class WorkerJob(UncompressedJob):
         return self._result
 
 
+def refusal_reason(job: Job) -> str | None:
+    """Why the worker will not run ``job``, from what its hash names (nothing imported): None to run it."""
+    if job.func_name not in ALLOWED_FUNCTIONS:
+        return f"{job.func_name!r} is not a CaptchaOCR job function"
+    options = getattr(job, "requested_options", ())
+    if options:
+        return f"the job asks RQ for {', '.join(options)}, which CaptchaOCR jobs never carry"
+    return None
+
+
 class CaptchaWorker(SimpleWorker):
     """A :class:`SimpleWorker` (the model stays loaded; forking per job costs 15-20 ms and is unsafe
     with an ONNX Runtime session made before the fork) that refuses any job naming a callable outside
-    :data:`ALLOWED_FUNCTIONS`: such a job fails with a clear error and nothing is imported or run."""
+    :data:`ALLOWED_FUNCTIONS` or asking RQ for callbacks, webhooks, retries or repeats: such a job fails
+    with a clear error and nothing is imported, run or contacted."""
 
     # Retry a lost Redis every few seconds rather than backing off to RQ's default of a minute.
     max_connection_wait_time = 5.0
@@ -94,12 +128,9 @@ class CaptchaWorker(SimpleWorker):
         round trips) for the rare job that has some; here the dependents set is read inside the same
         transaction that marks the job finished, and only a job that has dependents takes RQ's own path
         to enqueue them: one registered before the transaction is in the set, one registered after it
-        sees a finished dependency and is enqueued by its producer. A repeating job takes RQ's path."""
+        sees a finished dependency and is enqueued by its producer. (A job asking to repeat is refused.)"""
         if not job.meta.get(KEEP_IMAGE):
             forget_image(job)
-        if job.repeats_left:
-            super().handle_job_success(job, queue, started_job_registry)
-            return
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         with self.connection.pipeline() as pipeline:
             self.increment_successful_job_count(pipeline=pipeline)
@@ -174,18 +205,26 @@ class CaptchaWorker(SimpleWorker):
         super().set_state(state, pipeline)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        if job.func_name in ALLOWED_FUNCTIONS:
+        reason = refusal_reason(job)
+        if reason is None:
             super().execute_job(job, queue)
             return
-        self.log.warning("Worker %s: refused job %s naming %r", self.name, job.id, job.func_name)
+        self.log.warning("Worker %s: refused job %s: %s", self.name, job.id, reason)
         forget_image(job)
         self.prepare_execution(job)
-        self.handle_job_failure(
-            job,
-            queue,
-            exc_string=f"JobNotAllowed: {job.func_name!r} is not a CaptchaOCR job function; nothing ran.",
-        )
+        self.handle_job_failure(job, queue, exc_string=f"JobNotAllowed: {reason}; nothing ran.")
         self.set_state(WorkerStatus.IDLE)
+
+    def handle_job_failure(
+        self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry | None = None,
+        exc_string: str = "",
+    ) -> None:  # fmt: skip
+        """RQ retries a failed job that asks for it and calls its "failed" webhooks. A job this worker ran
+        has neither; one it refused, or one RQ's maintenance fails for being stuck between queue and worker,
+        may: it fails once and for all, and nothing is contacted."""
+        job.retries_left = None
+        job.webhooks = []
+        super().handle_job_failure(job, queue, started_job_registry, exc_string)
 
     @property
     def dequeue_timeout(self) -> int:
