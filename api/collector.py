@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.results import wait_for_result
 from shared.contract import OcrJob
+from shared.worker_liveness import count_live_workers
 
 # (jobs) -> the enqueued RQ job; runs in a thread (RQ's client is synchronous) and may raise QueueFull.
 Enqueue = Callable[[list[OcrJob]], Job]
@@ -85,10 +86,11 @@ class Collector:
         return ticket.job_id, answer
 
     async def watch_workers(self) -> None:
-        """Keep the live worker count fresh (one SCARD a second); errors keep the last known count."""
+        """Keep the live worker count fresh (one round trip a second): a dead worker stops counting within
+        seconds (:mod:`shared.worker_liveness`); errors keep the last known count."""
         while True:
             try:
-                self.workers = max(1, int(await self.redis.scard(self.workers_key)))
+                self.workers = max(1, await count_live_workers(self.redis, self.workers_key))
             except Exception:  # noqa: BLE001 - Redis away: requests report it; keep the last count
                 pass
             await asyncio.sleep(WORKER_COUNT_REFRESH_S)

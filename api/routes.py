@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.worker import Worker
 
 from api.admission import enqueue_admitted
 from api.collector import JobFailed
@@ -23,6 +22,7 @@ from api.schemas import (
 from shared.contract import InputError, OcrJob, OcrRefusal
 from shared.imaging import check_image
 from shared.queue import enqueue_collected, enqueue_read
+from shared.worker_liveness import count_live_workers, workers_key
 
 router = APIRouter()
 # Checking a captcha-sized image takes tens of microseconds: less than a hop to a thread. A larger
@@ -32,18 +32,16 @@ INLINE_CHECK_CHARS = 64 * 1024
 
 @router.get("/", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
 async def health(services: ServicesDep) -> JSONResponse:
-    """Health check: the API answers, Redis is reachable and at least one worker is registered."""
+    """Health check: the API answers, Redis is reachable and at least one worker is alive (a dead one
+    stops counting within seconds)."""
     try:
-        workers, depth = await run_in_threadpool(_workers_and_depth, services)
+        workers = await count_live_workers(services.async_redis, workers_key(services.settings.queue_name))
+        depth = await run_in_threadpool(lambda: services.queue.count)
         body = HealthResponse(status="ok" if workers else "degraded", redis=True, workers=workers, queue_depth=depth)
     except Exception:  # noqa: BLE001 - any Redis failure means "degraded", never a 500 from the health check
         body = HealthResponse(status="degraded", redis=False, workers=0)
     code = status.HTTP_200_OK if body.status == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(body.model_dump(), status_code=code)
-
-
-def _workers_and_depth(services: Services) -> tuple[int, int]:
-    return Worker.count(connection=services.redis, queue=services.queue), services.queue.count
 
 
 @router.post(

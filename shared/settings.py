@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     maintenance_interval_s: int = Field(
         30, ge=1, description="How often workers clean RQ's registries (abandoned jobs become failed)."
     )
+    # An idle worker waits this long for a job between heartbeats: one blocking dequeue and one heartbeat a
+    # beat, nothing on the per-job path. Its registration lives 3 beats, so a dead worker drops out of the
+    # live count (GET /, the collector) that soon after its last beat.
+    worker_heartbeat_s: int = Field(
+        1, ge=1, le=60, description="How often an idle worker tells Redis it is alive; dead ones drop out in 3."
+    )
     result_ttl_s: int = Field(300, ge=1, description="How long a finished job's result stays in Redis.")
     failure_ttl_s: int = Field(3600, ge=1, description="How long a failed job stays in the failed registry.")
 

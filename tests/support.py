@@ -58,10 +58,12 @@ def corpus_images(folder: str, count: int) -> list[tuple[str, str]]:
 
 
 class RedisServer:
-    """A private redis-server on a free loopback port that keeps nothing on disk."""
+    """A private redis-server on a free loopback port that keeps nothing on disk, unless given a
+    ``snapshot_dir``: then it saves there (``SAVE``, and at shutdown) and a restart loads the snapshot."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, snapshot_dir: Path | None = None) -> None:
         self.port = port or free_port()
+        self.snapshot_dir = snapshot_dir
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,6 +73,9 @@ class RedisServer:
     def start(self) -> RedisServer:
         args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", "/tmp"]  # fmt: skip
+        if self.snapshot_dir is not None:
+            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            args += ["--save", "3600 1", "--dir", str(self.snapshot_dir)]  # the later options win
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
         wait_until(lambda: Redis.from_url(self.url).ping(), 10, f"redis on {self.port}")
         return self
@@ -116,9 +121,9 @@ class ServiceProcess:
 class Stack:
     """Redis + W workers + the API, as separate real processes, driven over HTTP."""
 
-    def __init__(self, tmp: Path, workers: int = 1, **settings: str) -> None:
+    def __init__(self, tmp: Path, workers: int = 1, redis_snapshots: bool = False, **settings: str) -> None:
         self.tmp = tmp
-        self.redis = RedisServer().start()
+        self.redis = RedisServer(snapshot_dir=tmp / "redis" if redis_snapshots else None).start()
         self.port = free_port()
         self.env = {
             "REDIS_URL": self.redis.url,

@@ -34,6 +34,7 @@ def new_worker(queue: Queue, settings: Settings) -> CaptchaWorker:
         log_job_description=False,
         default_result_ttl=settings.result_ttl_s,
         maintenance_interval=settings.maintenance_interval_s,
+        heartbeat_s=settings.worker_heartbeat_s,
     )
 
 

@@ -19,6 +19,7 @@ from rq.utils import decode_redis_hash, now, utcformat
 from rq.worker import WorkerStatus
 
 from shared.queue import KEEP_IMAGE, UncompressedJob
+from shared.worker_liveness import registration_ttl_s
 from worker.jobs import ALLOWED_FUNCTIONS
 
 IMAGE_FIELD = "image_base64"
@@ -112,7 +113,8 @@ class CaptchaWorker(SimpleWorker):
     # Retry a lost Redis every few seconds rather than backing off to RQ's default of a minute.
     max_connection_wait_time = 5.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, heartbeat_s: int, **kwargs: Any) -> None:
+        self.heartbeat_s = heartbeat_s  # before RQ's constructor, which reads the dequeue timeout
         super().__init__(*args, **kwargs)
         self._suspension_checked_at = float("-inf")
         # Runs for every failure, in this worker and for jobs abandoned by a dead worker that this
@@ -228,9 +230,15 @@ class CaptchaWorker(SimpleWorker):
 
     @property
     def dequeue_timeout(self) -> int:
-        """Wake from the blocking dequeue every maintenance interval (RQ waits about 7 minutes), so an
-        idle worker still runs the maintenance that fails abandoned jobs."""
-        return max(1, self.maintenance_interval)
+        """Wake from the blocking dequeue every heartbeat (RQ waits about 7 minutes), so an idle worker
+        stays counted as alive and still runs the maintenance that fails abandoned jobs."""
+        return self.heartbeat_s
+
+    def register_birth(self) -> None:
+        """RQ's registration lives ``worker_ttl`` + 60 s (8 minutes): here a few heartbeats, like every
+        heartbeat after it, so a worker killed at once drops out of the live count as soon."""
+        super().register_birth()
+        self.connection.expire(self.key, registration_ttl_s(self.heartbeat_s))
 
     def get_heartbeat_ttl(self, job: Job) -> int:
         """How long a started job may go without news before maintenance calls it abandoned: a little
@@ -242,9 +250,11 @@ class CaptchaWorker(SimpleWorker):
         registration (restarted or flushed) and registers again, so dashboards and the health check
         keep seeing a worker that reconnected by itself.
 
-        RQ beats three times per job (before and after taking it, after running it) to keep a key that
-        lives ``worker_ttl`` (minutes): once every ``HEARTBEAT_EVERY_S`` is plenty, and each beat saved is
-        a Redis round trip, one of them between taking a job and starting it."""
+        The key lives a few heartbeats (:func:`registration_ttl_s`; while a job runs, its timeout and a
+        little, set by :meth:`prepare_execution`), so a dead worker drops out of the live count in seconds.
+        RQ beats three times per job (before and after taking it, after running it): once every
+        ``HEARTBEAT_EVERY_S`` is plenty, and each beat saved is a Redis round trip, one of them between
+        taking a job and starting it."""
         if pipeline is not None:
             super().heartbeat(timeout, pipeline)
             return
@@ -253,7 +263,7 @@ class CaptchaWorker(SimpleWorker):
         self.last_heartbeat = now()
         with self.connection.pipeline() as batch:
             batch.hset(self.key, "last_heartbeat", utcformat(self.last_heartbeat))
-            batch.expire(self.key, timeout or self.worker_ttl + 60)
+            batch.expire(self.key, timeout or registration_ttl_s(self.heartbeat_s))
             created, _ = batch.execute()
         if created:
             self.connection.delete(self.key)
