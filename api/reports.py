@@ -1,12 +1,14 @@
 """Answers a client reported as wrong: counted always, kept on disk only when the operator asks.
 
 The image is never stored for this: with ``keep_reported_images`` a task's image stays in its RQ job (the
-job's arguments) for as long as its result lives, and that is where a report reads it from.
+job's arguments) for as long as its result lives, and that is where a report reads it from. The folder
+keeps the newest ``reported_images_max_files`` reports, so reports cannot fill the disk.
 """
 
 from __future__ import annotations
 
 import io
+from contextlib import suppress
 from pathlib import Path
 
 from PIL import Image
@@ -19,6 +21,7 @@ from shared.imaging import decode_base64
 
 INCORRECT_REPORTS_KEY = "captchaocr:reports:incorrect_image"
 _REPORTED_KEY = "captchaocr:anticaptcha:reported:{task_id}"
+_KEPT_MARK = "_answered-"  # in the name of every kept image, and of no other file
 
 
 def count_incorrect_report(redis: Redis) -> int:
@@ -26,13 +29,26 @@ def count_incorrect_report(redis: Redis) -> int:
     return int(redis.incr(INCORRECT_REPORTS_KEY))
 
 
-def keep_reported_image(folder: Path, task_id: int, image: bytes, answer: str) -> Path:
-    """Write ``<task id>_answered-<answer>.<format>`` into ``folder`` for later analysis."""
+def keep_reported_image(folder: Path, task_id: int, image: bytes, answer: str, max_files: int) -> Path:
+    """Write ``<task id>_answered-<answer>.<format>`` into ``folder`` for later analysis, then delete the
+    oldest such files past ``max_files`` (other files in the folder are left alone)."""
     image_format = (Image.open(io.BytesIO(image)).format or "img").lower()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{task_id}_answered-{answer}.{image_format}"
+    path = folder / f"{task_id}{_KEPT_MARK}{answer}.{image_format}"
     path.write_bytes(image)
+    _delete_oldest(folder, max_files)
     return path
+
+
+def _delete_oldest(folder: Path, max_files: int) -> None:
+    """Reports are rare: listing the folder on each one is cheap. Another API process may be deleting
+    the same files at the same time, hence the tolerance of a file already gone."""
+    kept: list[tuple[int, str, Path]] = []
+    for path in folder.glob(f"*{_KEPT_MARK}*"):
+        with suppress(FileNotFoundError):
+            kept.append((path.stat().st_mtime_ns, path.name, path))
+    for *_, path in sorted(kept)[: max(0, len(kept) - max_files)]:
+        path.unlink(missing_ok=True)
 
 
 def report_incorrect(services: Services, task_id: int | None) -> None:
@@ -49,4 +65,5 @@ def report_incorrect(services: Services, task_id: int | None) -> None:
     count_incorrect_report(services.redis)
     if settings.keep_reported_images:
         image = decode_base64(job.kwargs["image_base64"], services.limits)
-        keep_reported_image(settings.effective_reported_images_dir, task_id, image, answer["text"])
+        folder, most = settings.effective_reported_images_dir, settings.reported_images_max_files
+        keep_reported_image(folder, task_id, image, answer["text"], most)

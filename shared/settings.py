@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     reported_images_dir: Path | None = Field(
         None, description="Folder for kept reported images; unset means <state_dir>/reported."
     )
+    reported_images_max_files: int = Field(
+        1000, ge=1, description="Most reported images kept; past it the oldest are deleted."
+    )
 
     # Dashboard
     dashboard_host: str = Field("127.0.0.1", description="Address rq-dashboard binds.")
