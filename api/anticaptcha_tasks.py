@@ -1,12 +1,16 @@
 """Anti-Captcha tasks as RQ jobs: integer task ids, the digit range a task asks for, its result.
 
-The protocol wants integer task ids; a Redis counter hands them out and the task's RQ job is named
-``task-<id>``, so no mapping has to be stored or expired: the job (and with it the task) lives exactly
-as long as RQ keeps it, which is ``result_ttl_s`` after it finished.
+The protocol wants integer task ids. Each is drawn at random (a counter let anyone read other clients'
+answers by counting, and reissued ids after Redis came back from an older snapshot) and the task's RQ job
+is named ``task-<id>``, so no mapping has to be stored or expired: the job (and with it the task) lives
+exactly as long as RQ keeps it, which is ``result_ttl_s`` after it finished.
 """
 
 from __future__ import annotations
 
+import secrets
+
+from redis import Redis
 from rq.job import Job, JobStatus
 from rq.results import Result
 
@@ -19,7 +23,9 @@ from shared.imaging import ImageLimits, decode_base64, open_image
 from shared.queue import enqueue_read
 from shared.settings import Settings
 
-TASK_COUNTER_KEY = "captchaocr:anticaptcha:last_task_id"
+# Task ids are drawn from 1 to 2**53 - 1: every JSON client reads them exactly (JavaScript's largest safe
+# integer; int64 and python-anticaptcha's int hold them too), and 53 random bits cannot be counted through.
+MAX_TASK_ID = 2**53 - 1
 MIN_FILE_BYTES = 100  # the protocol's ERROR_ZERO_CAPTCHA_FILESIZE threshold
 _WAITING = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 _INPUT_ERRORS = {
@@ -31,6 +37,14 @@ _INPUT_ERRORS = {
 
 def task_job_id(task_id: int) -> str:
     return f"task-{task_id}"
+
+
+def new_task_id(redis: Redis) -> int:
+    """A random task id that names no live task (a clash is all but impossible; it is drawn again)."""
+    while True:
+        task_id = secrets.randbelow(MAX_TASK_ID) + 1
+        if not redis.exists(Job.key_for(task_job_id(task_id))):
+            return task_id
 
 
 def digit_range(task: ImageToTextTask, settings: Settings) -> tuple[int, int | None]:
@@ -69,7 +83,7 @@ def create_task(services: Services, task: ImageToTextTask) -> int:
     settings = services.settings
     digits, max_digits = digit_range(task, settings)
     check_image(task.body, services.limits)
-    task_id = int(services.redis.incr(TASK_COUNTER_KEY))
+    task_id = new_task_id(services.redis)
     job = OcrJob(image_base64=task.body or "", digits=digits, max_digits=max_digits)
     # A report of a wrong answer saves the task's image, read back from its finished job.
     enqueue_admitted(services, lambda pipe: [enqueue_read(

@@ -148,6 +148,16 @@ def test_unreadable_captcha_is_unsolvable(task_stack: Stack) -> None:
     assert "low confidence" in answer["errorDescription"]
 
 
+def test_task_ids_are_random_positive_integers_not_a_counter(task_stack: Stack) -> None:
+    """Counted ids let anyone read other clients' answers by counting; random ones are not guessable
+    (and stay within JavaScript's exact integers, 2**53 - 1, and int64)."""
+    task_ids = [create(task_stack, image_task(SVG[0][1]))["taskId"] for _ in range(8)]
+    assert all(isinstance(task_id, int) and 0 < task_id < 2**53 for task_id in task_ids)
+    gaps = sorted(abs(b - a) for a in task_ids for b in task_ids if a != b)
+    assert len(set(task_ids)) == 8 and gaps[0] > 2**20, task_ids
+    assert max(task_ids) > 2**32  # drawn from the whole range, not from a small one
+
+
 def test_unknown_and_expired_tasks(task_stack: Stack) -> None:
     task_id = create(task_stack, image_task(SVG[1][1]))["taskId"]
     assert wait_result(task_stack, task_id)["status"] == "ready"
