@@ -1,5 +1,5 @@
-"""Admission control: refuse new work at once when the queue is already deeper than allowed,
-instead of letting every client's latency pile up behind it."""
+"""Admission control for the API's requests: the queue-depth check every producer shares
+(shared/queue.py), and the 503 it turns into."""
 
 from __future__ import annotations
 
@@ -11,29 +11,14 @@ from redis.client import Pipeline
 from rq.job import Job
 
 from api.dependencies import Services
+from shared.queue import QueueFull, enqueue_within_depth
 
-
-class QueueFull(Exception):
-    """The queue holds ``max_queue_depth`` jobs or more."""
-
-    def __init__(self, depth: int, limit: int) -> None:
-        super().__init__(f"queue full: {depth} jobs waiting (limit {limit}); retry shortly")
+__all__ = ["QueueFull", "enqueue_admitted", "queue_full_response"]
 
 
 def enqueue_admitted(services: Services, enqueue: Callable[[Pipeline], list[Job]]) -> list[Job]:
-    """Enqueue the jobs ``enqueue`` adds to a transaction that first reads the queue's depth: one round
-    trip where checking first took two. Jobs that would pass ``max_queue_depth`` are deleted again (only
-    when the queue is that deep, so no worker is near them) and :class:`QueueFull` is raised."""
-    limit = services.settings.max_queue_depth
-    with services.redis.pipeline() as pipe:
-        pipe.llen(services.queue.key)
-        jobs = enqueue(pipe)
-        depth = pipe.execute()[0]
-    if depth + len(jobs) > limit:
-        for job in jobs:
-            job.delete()
-        raise QueueFull(depth, limit)
-    return jobs
+    """Enqueue what ``enqueue`` adds to the transaction, or raise :class:`QueueFull` (``max_queue_depth``)."""
+    return enqueue_within_depth(services.queue, services.settings.max_queue_depth, enqueue)
 
 
 async def queue_full_response(request: Request, exc: Exception) -> JSONResponse:

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, status
 from fastapi_offline import FastAPIOffline
 from fastapi.responses import JSONResponse
-from redis.asyncio import Redis as AsyncRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -21,7 +20,9 @@ from api.body_limit import BodyLimitMiddleware
 from api.dependencies import Services
 from api.observability import Metrics, ObserveRequests
 from shared.imaging import ImageLimits
-from shared.queue import connect, make_queue
+from shared.connection import connect, connect_async
+from shared.queue import cancel_if_queued, make_queue
+from shared.results import RESULT_BLOCK_S
 from shared.settings import Settings
 
 DESCRIPTION = """Reads numeric image captchas. POST a base64 image to `/ocr`, get the number back.
@@ -35,9 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect(settings)
-        async_redis = AsyncRedis.from_url(
-            settings.effective_redis_url, socket_connect_timeout=settings.redis_timeout_s
-        )
+        async_redis = connect_async(settings, blocking_s=RESULT_BLOCK_S)  # waits block this long at a time
         queue = make_queue(redis, settings)
         metrics = Metrics(queue, redis)
         app.state.metrics = metrics
@@ -46,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async_redis, settings.queue_name,
             enqueue_one=lambda jobs: routes.enqueue_one(services, jobs),
             enqueue_many=lambda jobs: routes.enqueue_collected_requests(services, jobs),
-            cancel=routes.cancel_if_queued,
+            cancel=cancel_if_queued,
             max_requests=settings.collect_max_requests, wait_ms=settings.collect_wait_ms,
         )  # fmt: skip
         services = Services(

@@ -17,11 +17,10 @@ from rq.results import Result
 from api.admission import enqueue_admitted
 from api.dependencies import Services, ServicesDep
 from api.results import wait_for_results
-from api.routes import cancel_if_queued
 from api.schemas import ErrorDetail, InvalidRequestResponse, UnavailableResponse
 from shared.contract import MAX_DIGITS, MIN_DIGITS, InputError, OcrJob
 from shared.imaging import check_image
-from shared.queue import enqueue_reads
+from shared.queue import cancel_if_queued, enqueue_reads
 
 router = APIRouter()
 

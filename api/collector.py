@@ -30,11 +30,21 @@ from shared.worker_liveness import count_live_workers
 Enqueue = Callable[[list[OcrJob]], Job]
 # (job) -> None: cancel a job nobody waits for any more (runs in a thread).
 Cancel = Callable[[Job], None]
+# Each request's answer: the worker's result dict, None (no answer in time) or why it has none.
+Answers = list[dict[str, Any] | None | Exception]
 WORKER_COUNT_REFRESH_S = 1.0
+# How long past its deadline a request waits for its job's outcome (the last XREAD's reply, cancelling the
+# job): then it answers "no worker answered" whatever its job is doing, so no request waits unbounded.
+RESOLVE_GRACE_S = 1.0
 
 
 class JobFailed(Exception):
-    """The worker failed the job (an exception, not a refusal): every request in it gets a 500."""
+    """The worker failed the job (an exception, not a refusal) or gave no answer for this request in
+    its result: the request gets a 500 naming its job id (None: it never reached Redis)."""
+
+    def __init__(self, job_id: str | None) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
 
 
 @dataclass
@@ -82,7 +92,10 @@ class Collector:
             if ticket in self.pending:  # never enqueued: nothing to cancel or to look up later
                 self.pending.remove(ticket)
                 return None, None
-            answer = await ticket.done  # enqueued: its job's wait ends at the deadline (and cancels it)
+            try:  # sent: its job's wait ends at the deadline (and cancels it), or Redis is slow to say
+                answer = await asyncio.wait_for(asyncio.shield(ticket.done), RESOLVE_GRACE_S)
+            except TimeoutError:
+                return ticket.job_id, None
         return ticket.job_id, answer
 
     async def watch_workers(self) -> None:
@@ -108,23 +121,24 @@ class Collector:
         task.add_done_callback(self.tasks.discard)
 
     async def _run(self, tickets: list[Ticket]) -> None:
+        """Send and wait for one job; every ticket is resolved whatever happens (even a cancelled task):
+        one the outcome has no answer for fails."""
+        outcome: Answers | Exception = []
         try:
-            outcome: list[dict[str, Any] | None] | Exception = await self._enqueue_and_wait(tickets)
+            outcome = await self._enqueue_and_wait(tickets)
         except Exception as error:  # noqa: BLE001 - handed to each waiting request, which answers it
             outcome = error
-        self.in_flight -= 1
-        if self.pending and self.in_flight < self.workers:
-            self._flush()  # a worker is free now: the next job goes out before these answers are handed back
-        for index, ticket in enumerate(tickets):
-            if ticket.done.done():
-                continue
-            if isinstance(outcome, Exception):
-                ticket.done.set_exception(outcome)
-                ticket.done.exception()  # marked as retrieved: a request that gave up never reads it
-            else:
-                ticket.done.set_result(outcome[index])
+        finally:
+            self.in_flight -= 1
+            if self.pending and self.in_flight < self.workers:
+                self._flush()  # a worker is free: the next job goes out before these answers are handed back
+            for index, ticket in enumerate(tickets):
+                if isinstance(outcome, Exception):
+                    _resolve(ticket, outcome)
+                else:
+                    _resolve(ticket, outcome[index] if index < len(outcome) else JobFailed(ticket.job_id))
 
-    async def _enqueue_and_wait(self, tickets: list[Ticket]) -> list[dict[str, Any] | None]:
+    async def _enqueue_and_wait(self, tickets: list[Ticket]) -> Answers:
         jobs = [ticket.job for ticket in tickets]
         single = len(tickets) == 1
         job = await run_in_threadpool(self.enqueue_one if single else self.enqueue_many, jobs)
@@ -137,4 +151,22 @@ class Collector:
             return [None] * len(tickets)
         if result.type != Result.Type.SUCCESSFUL:
             raise JobFailed(job.id)
-        return [result.return_value] if single else list(result.return_value["results"])
+        value = result.return_value
+        answers = [value] if single else (value.get("results") if isinstance(value, dict) else None)
+        if not isinstance(answers, list):
+            raise JobFailed(job.id)
+        return [
+            answer if isinstance(answer, dict) else JobFailed(ticket.job_id)
+            for answer, ticket in zip(answers, tickets, strict=False)  # a short list: _run fails the rest
+        ]
+
+
+def _resolve(ticket: Ticket, answer: dict[str, Any] | None | Exception) -> None:
+    """Hand the request its answer, unless it was handed one already."""
+    if ticket.done.done():
+        return
+    if isinstance(answer, Exception):
+        ticket.done.set_exception(answer)
+        ticket.done.exception()  # marked as retrieved: a request that gave up never reads it
+    else:
+        ticket.done.set_result(answer)

@@ -1,7 +1,8 @@
 """Wait for a job's result without a thread: a blocking XREAD on RQ's result stream, in milliseconds.
 
 RQ stores each result as an entry of the stream ``rq:results:<job id>``; ``Job.latest_result(timeout=)``
-blocks a thread and counts whole seconds, which is why the API reads the stream itself.
+blocks a thread and counts whole seconds, which is why the API reads the stream itself. Each XREAD blocks
+at most ``RESULT_BLOCK_S`` (shared/results.py), so a wait outlasts the client's read timeout.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import time
 from redis.asyncio import Redis as AsyncRedis
 from rq.results import Result
 from rq.serializers import JSONSerializer
+
+from shared.results import block_ms
 
 
 async def wait_for_result(connection: AsyncRedis, job_id: str, timeout_s: float) -> Result | None:
@@ -27,15 +30,9 @@ async def wait_for_results(connection: AsyncRedis, job_ids: list[str], timeout_s
     deadline = time.monotonic() + timeout_s
     streams = {Result.get_key(job_id): job_id for job_id in job_ids}
     found: dict[str, Result] = {}
-    while len(found) < len(streams):
-        remaining_ms = int((deadline - time.monotonic()) * 1000)
-        if remaining_ms < 1:
-            break
+    while len(found) < len(streams) and (block := block_ms(deadline)):
         pending = {key: "0-0" for key, job_id in streams.items() if job_id not in found}
-        response = await connection.xread(pending, count=1, block=remaining_ms)
-        if not response:
-            break
-        for stream, entries in response:
+        for stream, entries in await connection.xread(pending, count=1, block=block) or []:
             job_id = streams[stream.decode()]
             result_id, payload = entries[0]
             found[job_id] = Result.restore(

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
-from rq.job import Job, JobStatus
+from rq.job import Job
 
 from api.admission import enqueue_admitted
 from api.collector import JobFailed
@@ -69,7 +68,7 @@ async def ocr(body: OcrRequest, request: Request, services: ServicesDep) -> JSON
         job_id, answer = await services.collector.read(job, settings.wait_timeout_s)
     except JobFailed as failed:
         return JSONResponse(
-            {"detail": "the worker failed while reading this image", "job_id": str(failed)},
+            {"detail": "the worker failed while reading this image", "job_id": failed.job_id},
             status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     request.state.job_id = job_id
@@ -120,16 +119,6 @@ def enqueue_collected_requests(services: Services, jobs: list[OcrJob]) -> Job:
     return enqueue_admitted(
         services, lambda pipe: [enqueue_collected(services.queue, jobs, services.settings, wait_s, pipeline=pipe)]
     )[0]
-
-
-def cancel_if_queued(job: Job) -> None:
-    """A job nobody waits for any more must not cost a worker an inference. Its TTL is the wait limit,
-    so it may already be gone from Redis (or be cancelled meanwhile): then there is nothing to cancel."""
-    try:
-        if job.get_status(refresh=True) == JobStatus.QUEUED:
-            job.cancel()
-    except (InvalidJobOperation, NoSuchJobError):
-        pass
 
 
 def _refusal(refusal: OcrRefusal, job_id: str | None) -> JSONResponse:

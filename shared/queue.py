@@ -2,31 +2,26 @@
 
 Jobs are JSON-serialized (never pickle: a worker must not unpickle what a client wrote) and carry short
 TTLs, so neither results nor failures (which hold the job's arguments, the image included) pile up.
+Every producer gets the same admission (:func:`enqueue_within_depth`) and gives up the same way
+(:func:`cancel_if_queued`). Clients come from shared/connection.py.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
 from rq import Queue
-from rq.job import Job
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
 from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from shared.contract import BATCH_FUNCTION, JOB_FUNCTION, OcrJob
 from shared.settings import Settings
-
-
-def connect(settings: Settings) -> Redis:
-    """A Redis client that fails fast when the server is away, instead of hanging a request."""
-    return Redis.from_url(
-        settings.effective_redis_url,
-        socket_connect_timeout=settings.redis_timeout_s,
-        health_check_interval=30,
-    )
 
 
 class UncompressedJob(Job):
@@ -50,6 +45,42 @@ def make_queue(connection: Redis, settings: Settings) -> Queue:
     return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer, job_class=UncompressedJob)
 
 
+class QueueFull(Exception):
+    """The queue holds ``max_queue_depth`` jobs or more: new work is refused at once, instead of letting
+    every client's latency pile up behind it."""
+
+    def __init__(self, depth: int, limit: int) -> None:
+        super().__init__(f"queue full: {depth} jobs waiting (limit {limit}); retry shortly")
+
+
+def enqueue_within_depth(queue: Queue, max_depth: int, enqueue: Callable[[Pipeline], list[Job]]) -> list[Job]:
+    """Enqueue the jobs ``enqueue`` adds to a transaction that first reads the queue's depth: one round
+    trip where checking first took two. Jobs that would pass ``max_depth`` are deleted again (only when
+    the queue is that deep, so no worker is near them) and :class:`QueueFull` is raised."""
+    with queue.connection.pipeline() as pipe:
+        pipe.llen(queue.key)
+        jobs = enqueue(pipe)
+        depth = pipe.execute()[0]
+    if depth + len(jobs) > max_depth:
+        for job in jobs:
+            job.delete()
+        raise QueueFull(depth, max_depth)
+    return jobs
+
+
+def cancel_if_queued(job: Job) -> None:
+    """A job nobody waits for any more must not cost a worker an inference. Its TTL is the wait limit,
+    so it may already be gone from Redis (or be cancelled meanwhile): then there is nothing to cancel."""
+    try:
+        if job.get_status(refresh=True) == JobStatus.QUEUED:
+            job.cancel()
+    except (InvalidJobOperation, NoSuchJobError):
+        pass
+
+
+# An unclaimed job outlives its producer's wait by this much, so the producer that gives up at its deadline
+# still finds it to cancel: a cancelled job tells GET /jobs "canceled", where an expired one is just gone.
+UNCLAIMED_MARGIN_S = 1
 # Job meta flag: the worker keeps the image in the finished job (read back by a later report).
 KEEP_IMAGE = "keep_image"
 
@@ -88,12 +119,13 @@ def enqueue_collected(
 
 
 def _lifetimes(settings: Settings, wait_s: float | None) -> dict[str, int | None]:
-    """How long a job may run, wait unclaimed (``wait_s``), and keep its result or failure."""
+    """How long a job may run, wait unclaimed (``wait_s``, and :data:`UNCLAIMED_MARGIN_S`), and keep its
+    result or failure."""
     return {
         "result_ttl": settings.result_ttl_s,
         "failure_ttl": settings.failure_ttl_s,
         "timeout": settings.job_timeout_s,
-        "ttl": math.ceil(wait_s) if wait_s else None,
+        "ttl": math.ceil(wait_s) + UNCLAIMED_MARGIN_S if wait_s else None,
     }
 
 

@@ -31,7 +31,12 @@ class Settings(BaseSettings):
     )
     embedded_redis_port: int = Field(6390, description="Port of the embedded Redis (127.0.0.1 only).")
     queue_name: str = Field("captchaocr", description="RQ queue the API and crawlers enqueue on.")
-    redis_timeout_s: float = Field(2.0, description="Connect/read timeout of Redis commands.")
+    redis_timeout_s: float = Field(
+        2.0, gt=0,
+        description="Connect timeout, and how long any Redis reply may take beyond a command's own "
+        "blocking time: a Redis that stops answering is reported (503) within it. Waits for results "
+        "are not bound by it.",
+    )
 
     # HTTP API
     host: str = Field("127.0.0.1", description="Address the API binds.")

@@ -16,6 +16,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
+from api.collector import RESOLVE_GRACE_S
 from shared.client import CaptchaClient
 from tests.support import Stack, corpus_images, wait_until
 
@@ -40,6 +41,42 @@ def test_no_worker_answering_is_a_503_with_retry_after_and_job_cancelled(tmp_pat
         assert stack.ocr(image_base64=IMAGE).json()["text"] == LABEL
         assert not stack.redis.client().exists(Result.get_key(job.id)), "the abandoned job was executed"
     finally:
+        stack.close()
+
+
+def test_a_wait_longer_than_redis_py_default_read_timeout_lasts_the_configured_time(tmp_path: Path) -> None:
+    """redis-py 8 gives a client a 5 s read timeout by default: a 7 s wait must still end as a wait
+    (no worker answered, with the job id, the job cancelled), not as a false "Redis unreachable"."""
+    stack = Stack(tmp_path, workers=0, wait_timeout_s="7")
+    try:
+        started = time.monotonic()
+        response = stack.ocr(image_base64=IMAGE)
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503, response.text
+        body = response.json()
+        assert "no worker answered within 7 s" in body["detail"] and body["job_id"]
+        assert 7 <= elapsed < 7 + RESOLVE_GRACE_S + 0.5
+        job = Job.fetch(body["job_id"], connection=stack.redis.client(), serializer=JSONSerializer)
+        assert job.get_status() == JobStatus.CANCELED
+    finally:
+        stack.close()
+
+
+def test_a_redis_that_stops_answering_during_a_wait_is_noticed_within_its_timeout(tmp_path: Path) -> None:
+    """Waits block a second at a time, so a hung Redis still ends a long wait after about
+    ``redis_timeout_s`` (plus that second), not after the wait limit or redis-py's 5 s default."""
+    stack = Stack(tmp_path, workers=0, wait_timeout_s="10", redis_timeout_s="1")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(stack.ocr, image_base64=IMAGE)
+            wait_until(lambda: stack.redis.client().llen("rq:queue:captchaocr"), 10, "the job", every_s=0.01)
+            stack.redis.process.send_signal(signal.SIGSTOP)  # alive, connected, answering nothing
+            stopped = time.monotonic()
+            response = pending.result(timeout=30)
+        assert response.status_code == 503 and "Redis unreachable" in response.json()["detail"]
+        assert time.monotonic() - stopped < 1 + 1 + 1  # redis_timeout_s + one block + slack
+    finally:
+        stack.redis.process.send_signal(signal.SIGCONT)
         stack.close()
 
 

@@ -14,7 +14,8 @@ from rq.exceptions import StopRequested  # noqa: E402
 from rq.serializers import JSONSerializer  # noqa: E402
 
 from shared.logs import configure_logging  # noqa: E402
-from shared.queue import connect, make_queue  # noqa: E402
+from shared.connection import connect  # noqa: E402
+from shared.queue import make_queue  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from worker.jobs import load_models  # noqa: E402
 from worker.worker import CaptchaWorker, WorkerJob, worker_name  # noqa: E402
