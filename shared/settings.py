@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
         description="Connect timeout, and how long any Redis reply may take beyond a command's own "
         "blocking time: a Redis that stops answering is reported (503) within it. Waits for results "
         "are not bound by it.",
+    )
+    # noeviction: a full Redis refuses new jobs (the API answers 503) rather than dropping queued ones.
+    redis_max_memory: str = Field(
+        "256mb", pattern=r"^[0-9]+(kb|mb|gb)$", description="Most memory the embedded Redis may hold."
     )
 
     # HTTP API
@@ -70,6 +75,35 @@ class Settings(BaseSettings):
     # Dashboard
     dashboard_host: str = Field("127.0.0.1", description="Address rq-dashboard binds.")
     dashboard_port: int = Field(9181, description="Port rq-dashboard listens on.")
+    # Flask refuses any other Host header (400): a web page that re-points its own name at 127.0.0.1
+    # (DNS rebinding) cannot reach the dashboard.
+    dashboard_trusted_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("127.0.0.1", "localhost"),
+        description="Host names the dashboard answers to, comma-separated; add yours behind a proxy.",
+    )
+
+    # Process supervision (PM2): memory caps per role and log rotation
+    # The seed's ceiling against the memory ONNX Runtime accumulates in a long-lived worker.
+    worker_max_memory: str = Field(
+        "1G", pattern=r"^[0-9]+[KMG]$", description="PM2 restarts a worker whose memory passes it."
+    )
+    api_max_memory: str = Field(
+        "512M", pattern=r"^[0-9]+[KMG]$", description="PM2 restarts the API when its memory passes it."
+    )
+    dashboard_max_memory: str = Field(
+        "256M", pattern=r"^[0-9]+[KMG]$", description="PM2 restarts the dashboard above it."
+    )
+    log_rotator_max_memory: str = Field(
+        "128M", pattern=r"^[0-9]+[KMG]$", description="PM2 restarts the log rotator above it."
+    )
+    memory_check_interval_s: float = Field(
+        30, gt=0, description="How often PM2 compares each process's memory with its cap."
+    )
+    log_max_size: str = Field(
+        "10M", pattern=r"^[0-9]+[KMG]?$", description="A PM2 log file is rotated once it is this big."
+    )
+    log_retain: int = Field(5, ge=1, description="Rotated files kept per PM2 log; older ones are deleted.")
+    log_check_interval_s: int = Field(30, ge=1, description="How often the log rotator checks the sizes.")
 
     # Workers and the recognizer
     workers: int = Field(
@@ -123,7 +157,7 @@ class Settings(BaseSettings):
     # Where the start command keeps Redis data, PM2 state and logs
     state_dir: Path = Field(PROJECT_ROOT / ".state", description="Folder for embedded Redis data and logs.")
 
-    @field_validator("models", "api_keys", mode="before")
+    @field_validator("models", "api_keys", "dashboard_trusted_hosts", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
         """Accept ``common_old,common`` (or ``key1,key2``) from the environment as well as a list."""
@@ -133,8 +167,37 @@ class Settings(BaseSettings):
 
     @cached_property
     def effective_redis_url(self) -> str:
-        """The configured Redis, or the embedded one the start command runs."""
-        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+        """The configured Redis, or the embedded one the start command runs (with its password)."""
+        if self.redis_url:
+            return self.redis_url
+        return f"redis://:{self.embedded_redis_password}@127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def embedded_redis_password_file(self) -> Path:
+        return self.state_dir / "redis-password"
+
+    @cached_property
+    def embedded_redis_password(self) -> str:
+        """The embedded Redis's password: made on first use, then read back, so every process agrees.
+
+        Without it any local process, or a web page speaking to 127.0.0.1, could write a job hash.
+        The file is written aside (mode 0600) and linked into place, so a concurrent reader never sees
+        half a password and the first of two concurrent writers wins.
+        """
+        path = self.embedded_redis_password_file
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draft = path.with_name(f".{path.name}.{os.getpid()}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32))
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass
+            finally:
+                draft.unlink()
+        return path.read_text().strip()
 
     @property
     def effective_reported_images_dir(self) -> Path:
