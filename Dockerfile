@@ -1,11 +1,17 @@
-# One image for every CaptchaOCR process; docker-compose.yml picks the command per service.
-FROM python:3.11-slim
+# One image for every CaptchaOCR process; docker-compose.yml picks the command and health check per
+# service. The base image and every Python package are pinned to what the tests ran with
+# (requirements.lock), so a rebuild months later runs the same code. After changing pyproject.toml and
+# re-running the tests: `.venv/bin/python -m pip freeze --all --exclude-editable > requirements.lock`.
+FROM python:3.11.13-slim-bookworm
 ENV PYTHONUNBUFFERED=1 ORT_LOGGING_LEVEL=3 PIP_NO_CACHE_DIR=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY api ./api
 COPY worker ./worker
 COPY shared ./shared
-RUN pip install .
+RUN pip install --constraint requirements.lock .
 USER nobody
+# The default command is the API; the other services override this check in docker-compose.yml.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD ["python", "-m", "shared.healthcheck", "api"]
 CMD ["python", "-m", "api"]

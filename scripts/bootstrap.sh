@@ -33,7 +33,7 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 want=$(stamp package.json package-lock.json)
 if [ "$(cat node_modules/.captchaocr-stamp 2>/dev/null)" != "$want" ]; then
-  echo "bootstrap: installing PM2 into node_modules"
+  echo "bootstrap: installing PM2 and its log rotator into node_modules"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > node_modules/.captchaocr-stamp
 fi

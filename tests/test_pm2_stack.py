@@ -1,17 +1,23 @@
-"""The README's start and stop commands, for real: PM2 runs embedded Redis, API, workers, dashboard."""
+"""The README's start and stop commands, for real: PM2 runs embedded Redis, API, workers, dashboard and
+the log rotator. The test stack checks memory and log sizes every second and rotates at 2 KB, so a memory
+restart and a rotation happen within the test's time."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from redis import AuthenticationError, Redis
 
+from shared.settings import Settings
 from tests.support import PROJECT_ROOT, corpus_images, free_port, wait_until
 
 
@@ -25,7 +31,12 @@ class Pm2Stack:
             "CAPTCHAOCR_DASHBOARD_PORT": str(self.dashboard_port),
             "CAPTCHAOCR_EMBEDDED_REDIS_PORT": str(self.redis_port),
             "CAPTCHAOCR_WORKERS": "2",
+            "CAPTCHAOCR_MEMORY_CHECK_INTERVAL_S": "1",
+            "CAPTCHAOCR_LOG_MAX_SIZE": "2K",
+            "CAPTCHAOCR_LOG_RETAIN": "2",
+            "CAPTCHAOCR_LOG_CHECK_INTERVAL_S": "1",
         }
+        self.state_dir = state_dir
         self.env.pop("REDIS_URL", None)
         self.env.pop("PM2_HOME", None)
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=30)
@@ -36,12 +47,21 @@ class Pm2Stack:
             [f"scripts/{script}"], cwd=PROJECT_ROOT, env=self.env, capture_output=True, text=True, timeout=300
         )
 
-    def pm2_processes(self) -> list[dict]:
+    def pm2(self, *args: str) -> str:
         out = subprocess.run(
-            ["node_modules/.bin/pm2", "jlist"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
-            env={**self.env, "PM2_HOME": self.env["CAPTCHAOCR_STATE_DIR"] + "/pm2"},
+            ["node_modules/.bin/pm2", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+            env={**self.env, "PM2_HOME": str(self.state_dir / "pm2")}, timeout=60,
         )
-        return json.loads(out.stdout)
+        return out.stdout
+
+    def pm2_processes(self) -> list[dict]:
+        return json.loads(self.pm2("jlist"))
+
+    def pm2_process(self, pm_id: int) -> dict:
+        return next(p for p in self.pm2_processes() if p["pm_id"] == pm_id)
+
+    def settings(self) -> Settings:
+        return Settings(state_dir=self.state_dir)
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +78,29 @@ def pm2_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pm2Stack]:
 
 def test_up_starts_every_app_under_pm2(pm2_stack: Pm2Stack) -> None:
     names = sorted(p["name"] for p in pm2_stack.pm2_processes() if p["pm2_env"]["status"] == "online")
-    assert names == ["api", "dashboard", "redis", "worker", "worker"]
+    assert names == ["api", "dashboard", "logrotate", "redis", "worker", "worker"]
     assert pm2_stack.api.get("/").json()["workers"] == 2
 
 
 def test_embedded_redis_is_private_to_loopback_and_the_state_dir(pm2_stack: Pm2Stack) -> None:
-    from redis import Redis
-
-    config = Redis(port=pm2_stack.redis_port).config_get("*")
+    password = pm2_stack.settings().embedded_redis_password
+    config = Redis(port=pm2_stack.redis_port, password=password).config_get("*")
     assert config["bind"] == "127.0.0.1"
     assert config["dir"] == pm2_stack.env["CAPTCHAOCR_STATE_DIR"] + "/redis"
+    assert config["maxmemory"] == str(256 * 1024 * 1024) and config["maxmemory-policy"] == "noeviction"
+
+
+def test_embedded_redis_refuses_a_client_without_the_password(pm2_stack: Pm2Stack) -> None:
+    with pytest.raises(AuthenticationError):
+        Redis(port=pm2_stack.redis_port).set("captchaocr-test", "x")
+    with pytest.raises(AuthenticationError):
+        Redis(port=pm2_stack.redis_port, password="guess").ping()
+    password_file = pm2_stack.settings().embedded_redis_password_file
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    assert len(password_file.read_text().strip()) >= 32
+    redis = next(p for p in pm2_stack.pm2_processes() if p["name"] == "redis")
+    command_line = Path(f"/proc/{redis['pid']}/cmdline").read_bytes()  # readable by every local user
+    assert password_file.read_text().strip().encode() not in command_line
 
 
 def test_ocr_through_the_pm2_stack(pm2_stack: Pm2Stack) -> None:
@@ -102,3 +135,56 @@ def test_killed_worker_is_restarted_by_pm2(pm2_stack: Pm2Stack) -> None:
     label, image = corpus_images("npm_svg_captcha", 1)[0]
     wait_until(lambda: pm2_stack.api.post("/ocr", json={"image_base64": image}).json()["text"] == label,
                30, "an answer after the restart")
+
+
+def test_every_python_app_has_its_memory_cap(pm2_stack: Pm2Stack) -> None:
+    caps = {p["name"]: p["pm2_env"].get("max_memory_restart") for p in pm2_stack.pm2_processes()}
+    assert caps == {"redis": None, "api": 512 * 2**20, "worker": 2**30, "dashboard": 256 * 2**20,
+                    "logrotate": 128 * 2**20}  # fmt: skip  (Redis: its own maxmemory, see above)
+
+
+def test_a_worker_over_its_memory_cap_is_restarted_while_the_other_answers(pm2_stack: Pm2Stack) -> None:
+    victim = next(p for p in pm2_stack.pm2_processes() if p["name"] == "worker")
+    assert victim["monit"]["memory"] > 100 * 2**20  # a worker with its models loaded
+    pm_id = str(victim["pm_id"])
+    pm2_stack.pm2("restart", pm_id, "--max-memory-restart", "100M")  # this one worker alone passes its cap
+    try:
+        restarts = pm2_stack.pm2_process(victim["pm_id"])["pm2_env"]["restart_time"]
+        answered = 0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            for label, image in corpus_images("npm_svg_captcha", 3):  # read above 0.96
+                response = pm2_stack.api.post("/ocr", json={"image_base64": image})
+                assert response.status_code == 200 and response.json()["text"] == label, response.text
+                answered += 1
+            if pm2_stack.pm2_process(victim["pm_id"])["pm2_env"]["restart_time"] >= restarts + 3:
+                break
+        again = pm2_stack.pm2_process(victim["pm_id"])
+        assert again["pm2_env"]["restart_time"] >= restarts + 3, "PM2 did not keep restarting the worker"
+        assert again["pid"] != victim["pid"] and answered >= 3
+        pm2_log = (pm2_stack.state_dir / "pm2" / "pm2.log").read_text()
+        assert f"Process {pm_id} restarted because it exceeds --max-memory-restart" in pm2_log
+    finally:
+        pm2_stack.pm2("restart", pm_id, "--max-memory-restart", "1G")
+    wait_until(lambda: pm2_stack.api.get("/").json()["workers"] == 2, 30, "both workers back")
+
+
+def test_pm2_logs_are_rotated_and_old_ones_deleted(pm2_stack: Pm2Stack) -> None:
+    logs = pm2_stack.state_dir / "logs"
+    label, image = corpus_images("npm_svg_captcha", 1)[0]
+
+    def rotated() -> list[Path]:
+        return sorted(logs.glob("api.*__*.log"))
+
+    def old_ones_deleted() -> bool:
+        pm2_stack.api.post("/ocr", json={"image_base64": image})  # each request logs a line
+        return "has been deleted" in (logs / "logrotate.out.log").read_text()
+
+    wait_until(old_ones_deleted, 40, "the log rotator to rotate the API's log and delete old copies", 0.2)
+    assert rotated() and all(path.stat().st_size >= 2048 for path in rotated())
+
+    def at_most_retained() -> bool:  # a copy made just before our last request may still be deleted
+        names = [path.name.split("__")[0] for path in rotated()]
+        return max(names.count(name) for name in names) <= 2
+
+    wait_until(at_most_retained, 10, "at most CAPTCHAOCR_LOG_RETAIN=2 copies of each API log")
