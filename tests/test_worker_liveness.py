@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 from redis.asyncio import Redis as AsyncRedis
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from shared.worker_liveness import count_live_workers, workers_key
 from tests.support import RedisServer, Stack, corpus_images, wait_until
@@ -47,6 +49,23 @@ def test_killed_workers_drop_out_of_the_count_within_seconds_across_a_redis_rest
         while time.monotonic() < deadline:  # and the live one stays counted
             assert stack.http.get("/").json()["workers"] == 1
             time.sleep(0.2)
+    finally:
+        stack.close()
+
+
+def test_a_worker_killed_just_after_a_job_drops_out_within_seconds(tmp_path: Path) -> None:
+    """A job stretches the worker's registration to the job timeout (it cannot beat while it reads); once
+    the job is done the registration must shrink back at once, not a job timeout later."""
+    stack = Stack(tmp_path, workers=2)
+    try:
+        body = stack.ocr(image_base64=IMAGE).json()
+        assert body["text"] == LABEL
+        job = Job.fetch(body["job_id"], connection=stack.redis.client(), serializer=JSONSerializer)
+        pid = int(job.worker_name.split(".")[-2])  # worker_name(): <host>.<pid>.<random>
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_until(lambda: stack.http.get("/").json()["workers"] == 1, DROPS_OUT_WITHIN_S, "the true count")
+        assert time.monotonic() - killed_at < DROPS_OUT_WITHIN_S
     finally:
         stack.close()
 

@@ -130,7 +130,8 @@ class CaptchaWorker(SimpleWorker):
         round trips) for the rare job that has some; here the dependents set is read inside the same
         transaction that marks the job finished, and only a job that has dependents takes RQ's own path
         to enqueue them: one registered before the transaction is in the set, one registered after it
-        sees a finished dependency and is enqueued by its producer. (A job asking to repeat is refused.)"""
+        sees a finished dependency and is enqueued by its producer. (A job asking to repeat is refused.)
+        The same transaction beats: the registration shrinks back from the job's timeout to a few beats."""
         if not job.meta.get(KEEP_IMAGE):
             forget_image(job)
         result_ttl = job.get_result_ttl(self.default_result_ttl)
@@ -148,6 +149,7 @@ class CaptchaWorker(SimpleWorker):
                 )
             job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
             self.cleanup_execution(job, pipeline=pipeline)
+            self.heartbeat(registration_ttl_s(self.heartbeat_s), pipeline)
             pipeline.smembers(job.dependents_key)
             has_dependents = bool(pipeline.execute()[-1])
         if has_dependents:
@@ -223,10 +225,12 @@ class CaptchaWorker(SimpleWorker):
     ) -> None:  # fmt: skip
         """RQ retries a failed job that asks for it and calls its "failed" webhooks. A job this worker ran
         has neither; one it refused, or one RQ's maintenance fails for being stuck between queue and worker,
-        may: it fails once and for all, and nothing is contacted."""
+        may: it fails once and for all, and nothing is contacted. Then a beat, as after a success."""
         job.retries_left = None
         job.webhooks = []
         super().handle_job_failure(job, queue, started_job_registry, exc_string)
+        with suppress(RedisConnectionError):  # RQ's failure handling goes on without Redis too
+            self.heartbeat(registration_ttl_s(self.heartbeat_s))
 
     @property
     def dequeue_timeout(self) -> int:
