@@ -3,7 +3,7 @@
 RQ keeps a worker in its per-queue set until a maintenance pass finds the worker's key gone, and the key
 lives minutes: after a SIGKILL (and a Redis restored from a snapshot) dead workers went on being counted.
 Here a worker's key lives :data:`MISSED_BEATS` heartbeats (``worker_heartbeat_s``; while it runs a job,
-the job timeout and a little, as RQ sets it), and only members whose key still has its expiry count.
+its job timeout and a little), and only members whose key still has its expiry count.
 A key without one is no live worker's: every write of a live worker's key sets an expiry.
 """
 
