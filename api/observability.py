@@ -16,8 +16,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from redis import Redis
 from rq import Queue
-from rq.worker import Worker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.worker_liveness import count_live_workers_now, workers_key
 
 log = logging.getLogger("captchaocr.api")
 
@@ -64,8 +65,8 @@ class QueueCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         yield GaugeMetricFamily("captchaocr_queue_depth", "Jobs waiting in the queue.", value=self.queue.count)
-        workers = Worker.count(connection=self.redis, queue=self.queue)
-        yield GaugeMetricFamily("captchaocr_workers_alive", "Workers registered on the queue.", value=workers)
+        workers = count_live_workers_now(self.redis, workers_key(self.queue.name))
+        yield GaugeMetricFamily("captchaocr_workers_alive", "Live workers of the queue.", value=workers)
 
 
 class ObserveRequests:

@@ -9,6 +9,7 @@ A key without one is no live worker's: every write of a live worker's key sets a
 
 from __future__ import annotations
 
+from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
@@ -38,3 +39,8 @@ async def count_live_workers(redis: AsyncRedis, registered_key: str) -> int:
     """Members of ``registered_key`` (:func:`workers_key`) whose registration has not expired; raises
     what Redis raises."""
     return int(await redis.eval(_COUNT_LIVE, 1, registered_key))
+
+
+def count_live_workers_now(redis: Redis, registered_key: str) -> int:
+    """:func:`count_live_workers` for a synchronous client (Prometheus collects in a thread)."""
+    return int(redis.eval(_COUNT_LIVE, 1, registered_key))

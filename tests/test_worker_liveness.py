@@ -44,6 +44,7 @@ def test_killed_workers_drop_out_of_the_count_within_seconds_across_a_redis_rest
         wait_until(lambda: stack.http.get("/").json()["workers"] == 1, DROPS_OUT_WITHIN_S, "the true count")
         assert time.monotonic() - killed_at < DROPS_OUT_WITHIN_S
         assert stack.http.get("/").json() == {"status": "ok", "redis": True, "workers": 1, "queue_depth": 0}
+        assert "captchaocr_workers_alive 1.0" in stack.http.get("/metrics").text.splitlines()
         assert stack.ocr(image_base64=IMAGE).json()["text"] == LABEL
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:  # and the live one stays counted
