@@ -19,7 +19,7 @@ from api.anticaptcha_schemas import AntiCaptchaError, AntiCaptchaFailure, ImageT
 from api.dependencies import Services
 from api.jobs import find_job
 from shared.contract import MAX_DIGITS, MIN_DIGITS, ErrorCode, InputError, OcrJob
-from shared.imaging import ImageLimits, decode_base64, open_image
+from shared.imaging import ImageLimits, check_header, decode_base64
 from shared.queue import enqueue_read
 from shared.settings import Settings
 
@@ -66,12 +66,13 @@ def digit_range(task: ImageToTextTask, settings: Settings) -> tuple[int, int | N
 
 
 def check_image(body: str | None, limits: ImageLimits) -> None:
-    """Refuse what no worker could read, with the protocol's size and type errors."""
+    """Refuse what no worker could read, with the protocol's size and type errors. As for ``POST /ocr``
+    only the header is read here: a body corrupt past it is the worker's ERROR_CAPTCHA_UNSOLVABLE."""
     try:
         data = decode_base64(body or "", limits)
         if len(data) < MIN_FILE_BYTES:
             raise InputError(ErrorCode.EMPTY_INPUT, f"the image file is {len(data)} bytes, under {MIN_FILE_BYTES}")
-        open_image(data, limits)
+        check_header(data, limits)
     except InputError as error:
         raise AntiCaptchaFailure(
             _INPUT_ERRORS.get(error.code, AntiCaptchaError.ERROR_IMAGE_TYPE_NOT_SUPPORTED), error.detail
