@@ -3,15 +3,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import ValidationError
+from rq.exceptions import StopRequested
+from rq.timeouts import BaseTimeoutException
 
 from shared.contract import BATCH_FUNCTION, JOB_FUNCTION, ErrorCode, OcrJob, OcrRefusal
 from shared.settings import Settings
 from worker.reading import CaptchaReader
 
 ALLOWED_FUNCTIONS = frozenset({JOB_FUNCTION, BATCH_FUNCTION})
+# RQ ends a job with these (its timeout, a forced stop): they must end the whole job, not one item.
+_WORKER_CONTROL = (BaseTimeoutException, StopRequested)
+
+log = logging.getLogger("captchaocr.worker")
 
 _reader: CaptchaReader | None = None
 
@@ -24,14 +31,25 @@ def load_models(settings: Settings) -> CaptchaReader:
 
 
 def read_captcha(**payload: Any) -> dict[str, Any]:
-    """Read one captcha; the payload is :class:`shared.contract.OcrJob`, the result a plain dict."""
+    """Read one captcha; the payload is :class:`shared.contract.OcrJob`, the result a plain dict.
+
+    Whatever goes wrong with this one payload is its refusal, never an exception: in a ``read_captchas``
+    job an exception would fail every request collected with it. Failures that are not the input's
+    (a bug) are logged with their traceback, so they stay visible."""
     try:
         job = OcrJob.model_validate(payload)
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in error.errors())
         return OcrRefusal(error=ErrorCode.INVALID_JOB, detail=f"invalid job payload: {problems}").model_dump()
     reader = _reader or load_models(Settings())
-    return reader.read_job(job).model_dump(mode="json")
+    try:
+        return reader.read_job(job).model_dump(mode="json")
+    except _WORKER_CONTROL:
+        raise
+    except Exception as error:  # noqa: BLE001 - refused alone, logged in full (see the docstring)
+        log.exception("reading an image failed")
+        detail = f"the worker could not read this image ({type(error).__name__}); see the worker's log"
+        return OcrRefusal(error=ErrorCode.NOT_AN_IMAGE, detail=detail).model_dump()
 
 
 def read_captchas(items: list[Any]) -> dict[str, list[dict[str, Any]]]:
