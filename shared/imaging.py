@@ -118,7 +118,8 @@ def _pillow(limits: ImageLimits) -> Iterator[None]:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InputError(ErrorCode.IMAGE_TOO_LARGE, f"image too large: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise InputError(ErrorCode.NOT_AN_IMAGE, f"not an image in {_FORMAT_NAMES} format") from exc
+        detail = f"not a decodable image: not a {_FORMAT_NAMES} file"
+        raise InputError(ErrorCode.NOT_AN_IMAGE, detail) from exc
     except Exception as exc:  # noqa: BLE001 - see the docstring: any failure to decode is this image's
         reason = str(exc) or type(exc).__name__
         raise InputError(ErrorCode.NOT_AN_IMAGE, f"not a decodable image: {reason}") from exc
