@@ -42,11 +42,13 @@ class CRNN(nn.Module):
 
 
 class Probabilities(nn.Module):
-    """What is exported to ONNX: softmax over the classes, as `worker.ctc` expects."""
+    """What is exported to ONNX: softmax over the classes, as `worker.ctc` expects; a `temperature`
+    above 1 makes an over-sure (fine-tuned) network's probabilities honest."""
 
-    def __init__(self, network: CRNN) -> None:
+    def __init__(self, network: CRNN, temperature: float = 1.0) -> None:
         super().__init__()
         self.network = network
+        self.temperature = temperature
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.network(images), dim=-1)
+        return torch.softmax(self.network(images) / self.temperature, dim=-1)

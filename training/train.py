@@ -98,11 +98,11 @@ def greedy(logits: torch.Tensor, frames: torch.Tensor) -> list[list[int]]:
     return out
 
 
-def export(network: CRNN, path: Path, charset: str) -> None:
+def export(network: CRNN, path: Path, charset: str, temperature: float = 1.0) -> None:
     """ONNX with a dynamic width and the charset in its metadata, as the workers load it."""
     network.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(Probabilities(network), torch.zeros(1, 1, 64, 160), str(path), input_names=["image"],
+    torch.onnx.export(Probabilities(network, temperature), torch.zeros(1, 1, 64, 160), str(path), input_names=["image"],
                       output_names=["probabilities"], opset_version=17, dynamo=False,
                       dynamic_axes={"image": {0: "batch", 3: "width"},
                                     "probabilities": {0: "batch", 1: "frames"}})

@@ -1,0 +1,126 @@
+"""Train one site's model from its samples, and decide whether it replaces what the site reads with now.
+
+A fifth of the samples (chosen by their ids, so the same ones across retrains) is held back. The new
+model is measured on them with the workers' own site reader, beside the generic reader and the site's
+current model; it is promoted only when it reads more of them right than what the site has now.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from shared.charsets import ALNUM, DIGITS
+from shared.imaging import ImageLimits, open_image
+from shared.settings import Settings
+from shared.sites import Sample, SiteModel
+from training.finetune import Encoded, encode, finetune
+from training.train import export
+from worker.recognizer import OWN_MODELS, Recognizer
+from worker.site_model import SiteModelReader
+
+HELD_BACK_ONE_IN = 5
+BASE_MODELS = {DIGITS: OWN_MODELS["digits_crnn"], ALNUM: OWN_MODELS.get("alnum_crnn")}
+RESERVED_S = 30  # of the time budget, for decoding, measuring and exporting around the training itself
+
+
+def held_back(sample: Sample) -> bool:
+    return zlib.crc32(sample.id.encode()) % HELD_BACK_ONE_IN == 0
+
+
+@dataclass
+class Measured:
+    """How a reader did on the held-back samples, at the service's confidence threshold."""
+
+    accuracy: float
+    answered: float
+    precision: float | None
+
+    @classmethod
+    def of(cls, readings: list[tuple[str, float]], labels: list[str], threshold: float) -> Measured:
+        right = [text == label for (text, _), label in zip(readings, labels)]
+        sure = [ok for ok, (_, confidence) in zip(right, readings) if confidence >= threshold]
+        return cls(round(sum(right) / len(labels), 4), round(len(sure) / len(labels), 4),
+                   round(sum(sure) / len(sure), 4) if sure else None)
+
+
+@dataclass
+class Outcome:
+    """What one training run produced: the model (ONNX bytes and metadata) and whether it won."""
+
+    onnx: bytes
+    meta: dict[str, Any]
+    promote: bool
+
+
+def _images(samples: list[Sample], limits: ImageLimits) -> list[Image.Image]:
+    return [open_image(sample.image, limits) for sample in samples]
+
+
+def train_site(samples: list[Sample], current: SiteModel | None, settings: Settings, generic: Recognizer,
+               keep_alive: Callable[[], None] = lambda: None) -> Outcome:
+    """Fine-tune on the samples not held back; measure; say whether it should be promoted."""
+    started = time.monotonic()
+    limits = ImageLimits.from_settings(settings)
+    texts = [sample.text for sample in samples]
+    charset = DIGITS if all(char in DIGITS for text in texts for char in text) else ALNUM
+    base = BASE_MODELS[charset]
+    if base is None or not base.is_file():
+        raise RuntimeError(f"no pretrained model for the charset {charset!r}")
+    train = [s for s in samples if not held_back(s)]
+    valid = [s for s in samples if held_back(s)]
+    valid_images = _images(valid, limits)
+    encoded = [encode(image, s.text, charset) for image, s in zip(_images(train, limits), train)]
+    held: list[Encoded] = [encode(image, s.text, charset) for image, s in zip(valid_images, valid)]
+    keep_alive()
+    budget = max(30.0, settings.learn_max_minutes * 60 - RESERVED_S - (time.monotonic() - started))
+    tuned = finetune(encoded, held, base, classes=len(charset) + 1, budget_s=budget, keep_alive=keep_alive)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "site.onnx"
+        export(tuned.network, path, charset, tuned.temperature)
+        onnx = path.read_bytes()
+    meta: dict[str, Any] = {
+        "charset": charset,
+        "learned": "".join(sorted({char for text in texts for char in text})),
+        "lengths": sorted({len(text) for text in texts}),
+        "look": {"view": tuned.look.view, "crop": tuned.look.crop, "stretch": tuned.look.stretch},
+        "temperature": tuned.temperature,
+    }
+    labels = [s.text for s in valid]
+    threshold = settings.min_confidence
+    new = Measured.of(_read_all(SiteModelReader(onnx, meta), valid_images), labels, threshold)
+    if charset == DIGITS:
+        generic_readings = [_generic(generic, image, len(label)) for image, label in zip(valid_images, labels)]
+    else:  # the generic reader reads digits only: it answers no letter captcha
+        generic_readings = [("", 0.0) for _ in labels]
+    generic_measured = Measured.of(generic_readings, labels, threshold)
+    best_now = generic_measured.accuracy
+    if current is not None:
+        best_now = max(best_now, Measured.of(
+            _read_all(SiteModelReader(current.onnx, current.meta), valid_images), labels, threshold).accuracy)
+    meta.update({
+        "trained_at": time.time(),
+        "samples_used": len(train),
+        "held_back": len(valid),
+        "train_seconds": round(time.monotonic() - started, 1),
+        "steps": tuned.steps,
+        "validation": vars(new),
+        "generic_validation": vars(generic_measured),
+    })
+    return Outcome(onnx, meta, promote=new.accuracy > best_now)
+
+
+def _read_all(reader: SiteModelReader, images: list[Image.Image]) -> list[tuple[str, float]]:
+    return [(reading.text, reading.confidence) for reading in map(reader.read, images)]
+
+
+def _generic(recognizer: Recognizer, image: Image.Image, length: int) -> tuple[str, float]:
+    reading = recognizer.read(image, length)
+    return reading.text, reading.confidence

@@ -1,0 +1,168 @@
+"""Fine-tune a pretrained CRNN on one site's labelled captchas, within a time budget.
+
+A site shows one captcha style; a few hundred labelled images of it teach our small synthetic-pretrained
+reader that style. Every image goes through the workers' own normalisation (both views), batches are
+augmented (stretch, shift, contrast, noise) so that a few hundred images are not simply memorised, and the
+best weights on the held-back samples are kept. The exported model's probabilities are calibrated on
+those held-back samples (a temperature), because a model fine-tuned on few images is over-sure.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from training.model import CRNN, WIDTH_PER_FRAME
+from training.train import MAX_WIDTH, collate, greedy
+from training.warm_start import load_onnx
+from worker.normalise import Look, prepare
+
+LOOKS = (Look("standard"), Look("colour_distance"), Look("standard", "tight"), Look("colour_distance", "tight"))
+BATCH = 32
+TEMPERATURES = np.linspace(0.6, 4.0, 35)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One labelled captcha as the model sees it: an input per look, and its label columns."""
+
+    views: tuple[np.ndarray, ...]
+    labels: tuple[int, ...]
+
+
+def encode(image: Image.Image, text: str, charset: str) -> Encoded:
+    """Normalise once per look (as the workers do); labels are 1-based columns of `charset`."""
+    page = prepare(image)
+    views = []
+    for look in LOOKS:
+        array = page.model_input(look, len(text))[0, 0]
+        if array.shape[1] > MAX_WIDTH:
+            squeezed = Look(look.view, look.crop, look.stretch * MAX_WIDTH / array.shape[1])
+            array = page.model_input(squeezed, len(text))[0, 0][:, :MAX_WIDTH]
+        views.append(array.astype(np.float32))
+    return Encoded(tuple(views), tuple(charset.index(char) + 1 for char in text))
+
+
+def augment(array: np.ndarray, rng: random.Random) -> np.ndarray:
+    """A slightly different picture of the same text: width stretch, shift, contrast, blur-free noise."""
+    height, width = array.shape
+    stretch = rng.uniform(0.85, 1.15)
+    new_width = max(WIDTH_PER_FRAME * 4, min(MAX_WIDTH, round(width * stretch)))
+    image = Image.fromarray((array * 255).astype(np.uint8)).resize((new_width, height), Image.Resampling.BILINEAR)
+    out = np.asarray(image, dtype=np.float32) / 255.0
+    shift = rng.randint(-3, 3)
+    if shift:
+        out = np.roll(out, shift, axis=0)
+    pad = rng.randint(0, 8)
+    if pad:
+        fill = float(np.median(out))
+        out = np.pad(out, ((0, 0), (pad, 0)) if rng.random() < 0.5 else ((0, 0), (0, pad)), constant_values=fill)
+    contrast, brightness = rng.uniform(0.7, 1.2), rng.uniform(-0.1, 0.1)
+    out = (out - 0.5) * contrast + 0.5 + brightness
+    if rng.random() < 0.3:
+        out = out + np.random.default_rng(rng.randrange(2**32)).normal(0, 0.04, out.shape).astype(np.float32)
+    return np.clip(out[:, :MAX_WIDTH], 0.0, 1.0).astype(np.float32)
+
+
+def _batch(samples: Sequence[Encoded], rng: random.Random | None, look: int = 0) -> tuple[torch.Tensor, ...]:
+    """A training batch (a random look, augmented) or, without `rng`, look number `look` as it is."""
+    chosen = []
+    for sample in samples:
+        array = sample.views[rng.randrange(len(sample.views))] if rng else sample.views[look]
+        chosen.append((augment(array, rng) if rng else array, list(sample.labels)))
+    return collate(chosen)
+
+
+@torch.no_grad()
+def exact_match(network: CRNN, samples: Sequence[Encoded], look: int | None = None) -> float:
+    """Share of `samples` whose greedy reading is their label, through `look` (default: the best look)."""
+    if look is None:
+        return max(exact_match(network, samples, index) for index in range(len(LOOKS)))
+    network.eval()
+    right = 0
+    for start in range(0, len(samples), 64):
+        images, frames, labels, lengths = _batch(samples[start:start + 64], None, look)
+        truth = torch.split(labels, lengths.tolist())
+        right += sum(p == t.tolist() for p, t in zip(greedy(network(images), frames), truth))
+    network.train()
+    return right / max(1, len(samples))
+
+
+@torch.no_grad()
+def fit_temperature(network: CRNN, samples: Sequence[Encoded], look: int) -> float:
+    """The softmax temperature that makes the held-back labels most probable (lowest CTC loss)."""
+    network.eval()
+    ctc = nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
+    batches = [_batch(samples[start:start + 64], None, look) for start in range(0, len(samples), 64)]
+    outputs = [(network(images), frames, labels, lengths) for images, frames, labels, lengths in batches]
+    losses = []
+    for temperature in TEMPERATURES:
+        total = 0.0
+        for logits, frames, labels, lengths in outputs:
+            log_probs = (logits / temperature).log_softmax(-1).transpose(0, 1)
+            total += float(ctc(log_probs, labels, frames, lengths))
+        losses.append(total)
+    network.train()
+    return float(TEMPERATURES[int(np.argmin(losses))])
+
+
+@dataclass
+class FineTuned:
+    network: CRNN
+    look: Look
+    temperature: float
+    steps: int
+    seconds: float
+    best_exact: float
+
+
+def finetune(train: Sequence[Encoded], valid: Sequence[Encoded], base: Path, classes: int, budget_s: float,
+             seed: int = 0, lr: float = 1e-3, keep_alive: Callable[[], None] = lambda: None) -> FineTuned:
+    """Train from `base` (an exported ONNX model) for at most `budget_s`; keep the weights that read the
+    most `valid` samples right, and their temperature. `keep_alive` is called between evaluations (the
+    trainer renews its lease there)."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    started = time.monotonic()
+    network = CRNN(classes=classes)
+    load_onnx(network, base, _batch(train[:128], None)[0])
+    optimiser = torch.optim.AdamW(network.parameters(), lr=lr, weight_decay=1e-4)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    best_exact, best_state = exact_match(network, valid), copy.deepcopy(network.state_dict())
+    order: list[int] = []
+    step = 0
+    evaluate_every = max(10, len(train) // BATCH)
+    while (elapsed := time.monotonic() - started) < budget_s:
+        step += 1
+        if len(order) < BATCH:
+            order += rng.sample(range(len(train)), len(train))
+        picked, order = order[:BATCH], order[BATCH:]
+        images, frames, labels, lengths = _batch([train[i] for i in picked], rng)
+        warmup = min(1.0, step / 20)
+        for group in optimiser.param_groups:
+            group["lr"] = lr * warmup * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget_s)))
+        loss = ctc(network(images).log_softmax(-1).transpose(0, 1), labels, frames, lengths)
+        optimiser.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(network.parameters(), 5.0)
+        optimiser.step()
+        if step % evaluate_every == 0:
+            keep_alive()
+            exact = exact_match(network, valid)
+            if exact >= best_exact:
+                best_exact, best_state = exact, copy.deepcopy(network.state_dict())
+    network.load_state_dict(best_state)
+    network.eval()
+    look = max(range(len(LOOKS)), key=lambda index: exact_match(network, valid, index))
+    return FineTuned(network, LOOKS[look], fit_temperature(network, valid, look), step, time.monotonic() - started,
+                     best_exact)

@@ -1,0 +1,59 @@
+"""Read a captcha with a site's own fine-tuned model (an ONNX file the trainer put in Redis).
+
+The trainer measures a model with this same class on the site's held-back samples, so the figures it
+reports are what the workers do. A site model reads through the one look that suited its site best,
+searches only the characters its samples contained, and strings of the lengths they had (or the
+length a request asks for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from worker.ctc import decode_fixed_length
+from worker.normalise import Look, prepare
+
+BEAM = 32
+
+
+@dataclass(frozen=True)
+class SiteReading:
+    text: str
+    confidence: float
+
+
+class SiteModelReader:
+    """One site model's ONNX session and what its metadata says about the site."""
+
+    def __init__(self, onnx: bytes, meta: dict, ort_threads: int = 1) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = ort_threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(onnx, sess_options=options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        charset: str = meta["charset"]
+        self.learned: str = meta["learned"]
+        self.lengths: tuple[int, ...] = tuple(meta["lengths"])
+        self.look = Look(meta["look"]["view"], meta["look"]["crop"], meta["look"]["stretch"])
+        # Blank, then only the characters the site's samples held.
+        self.columns = np.array([0, *(charset.index(char) + 1 for char in self.learned)])
+
+    def read(self, image: Image.Image, lengths: Iterable[int] | None = None) -> SiteReading:
+        """The most probable string of one of `lengths` (default: the site's own) learned characters."""
+        wanted = tuple(lengths or self.lengths)
+        batch = prepare(image).model_input(self.look, max(wanted))
+        output = self.session.run(None, {self.input_name: batch})[0][0].astype(np.float64)
+        probabilities = output[:, self.columns]
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        best = SiteReading("", 0.0)
+        for length in wanted:
+            labels, probability = decode_fixed_length(probabilities, length, beam=BEAM)
+            if len(labels) == length and probability > best.confidence:
+                best = SiteReading("".join(self.learned[label - 1] for label in labels), min(probability, 1.0))
+        return best
