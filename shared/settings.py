@@ -142,6 +142,26 @@ class Settings(BaseSettings):
     result_ttl_s: int = Field(300, ge=1, description="How long a finished job's result stays in Redis.")
     failure_ttl_s: int = Field(3600, ge=1, description="How long a failed job stays in the failed registry.")
 
+    # Site learning: samples, the trainer, site models
+    site_max_samples: int = Field(
+        2000, ge=20, description="Most samples kept per site; past it the oldest are dropped."
+    )
+    learn_min_samples: int = Field(
+        200, ge=20, description="Samples a site needs before the trainer trains it by itself."
+    )
+    learn_retrain_after: int = Field(
+        100, ge=1, description="New samples since a site's last training that make the trainer train it again."
+    )
+    learn_max_minutes: float = Field(5.0, gt=0, description="Time budget of one site's training.")
+    learn_scan_interval_s: float = Field(
+        10.0, gt=0, description="How often the trainer looks for sites with enough new samples."
+    )
+    trainer_nice: int = Field(10, ge=0, le=19, description="CPU niceness of the trainer: requests come first.")
+    trainer_threads: int = Field(2, ge=1, description="torch threads the trainer uses.")
+    site_model_check_s: float = Field(
+        2.0, gt=0, description="How often a worker asks Redis whether a site it reads has a newer model."
+    )
+
     # Input limits
     max_body_bytes: int = Field(4 * 1024 * 1024, description="Largest HTTP request body (413 above).")
     max_image_bytes: int = Field(2 * 1024 * 1024, description="Largest decoded image file.")
