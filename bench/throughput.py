@@ -29,9 +29,9 @@ from pathlib import Path
 import psutil
 
 from bench import output_file
-from bench.loadgen import LoadResult, ocr_requests, run_load
 from shared.settings import PROJECT_ROOT
-from tests.support import Stack, free_port, wait_until
+from testbed.loadgen import LoadResult, ocr_requests, run_load
+from testbed.support import Stack, free_port, wait_until
 
 MODES = {
     "same-work": {"CAPTCHAOCR_MODELS": "common_old", "CAPTCHAOCR_RETRY_BELOW": "0"},

@@ -19,7 +19,7 @@ import time
 
 from redis import Redis
 
-from tests.support import RedisServer
+from testbed.support import RedisServer
 
 IDLE_GAPS_S = (0.0, 0.001, 0.01)
 SPACING_S = 0.01  # between pushes: the blocked process is idle as long as a worker during a model read

@@ -90,6 +90,11 @@ def _line(path: Path, result: dict[str, Any], count: int) -> str:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def bench(ctx: typer.Context, folder: Annotated[Path, typer.Argument(help="Labeled images, or folders.")]) -> None:
     """Accuracy benchmark over <index>_<label>.png files (options: see bench/accuracy.py --help)."""
+    if not (PROJECT_ROOT / "bench" / "accuracy.py").is_file():  # benches are not installed with the package
+        typer.echo(f"error: `captchaocr bench` runs bench/accuracy.py from a source checkout of CaptchaOCR; "
+                   f"{PROJECT_ROOT} is an installed copy without bench/: run the checkout's own "
+                   f".venv/bin/captchaocr", err=True)  # fmt: skip
+        raise typer.Exit(EXIT_USAGE)
     command = [sys.executable, "-m", "bench.accuracy", str(folder.resolve()), *ctx.args]
     raise typer.Exit(subprocess.call(command, cwd=PROJECT_ROOT))
 

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import Stack
+from testbed.support import Stack
 
 
 @pytest.fixture(scope="session")

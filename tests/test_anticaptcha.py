@@ -17,8 +17,11 @@ import python_anticaptcha.sync_client
 from PIL import Image
 from python_anticaptcha import AnticaptchaClient, AnticaptchaException, ImageToTextTask
 
-from api.reports import INCORRECT_REPORTS_KEY
-from tests.support import Stack, corpus_images
+from api.protocols.reports import INCORRECT_REPORTS_KEY
+from testbed.support import Stack
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 KEY = "crawler-key"
 SVG = corpus_images("npm_svg_captcha", 50)

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Stack, corpus_images
+from testbed.support import Stack
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 LABEL, IMAGE = corpus_images("npm_svg_captcha", 1)[0]
 

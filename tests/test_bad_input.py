@@ -16,7 +16,10 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from shared.contract import JOB_FUNCTION
-from tests.support import Stack, corpus_images
+from testbed.support import Stack
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 LABEL, IMAGE = corpus_images("npm_svg_captcha", 3)[2]
 SOURCE = Image.open(io.BytesIO(base64.b64decode(IMAGE))).convert("RGB")

@@ -11,7 +11,10 @@ from rq.serializers import JSONSerializer
 from shared.client import CaptchaClient
 from shared.queue import make_queue
 from shared.settings import Settings
-from tests.support import Stack, corpus_images
+from testbed.support import Stack
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 SVG = corpus_images("npm_svg_captcha", 12)
 

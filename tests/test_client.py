@@ -15,7 +15,8 @@ from rq.job import JobStatus
 from shared.client import CaptchaClient
 from shared.queue import UNCLAIMED_MARGIN_S, QueueFull, make_queue
 from shared.settings import Settings
-from tests.support import RedisServer, Stack, corpus_images
+from testbed.support import RedisServer, Stack
+from tests.prerequisites import corpus_images
 
 LABEL, IMAGE = corpus_images("npm_svg_captcha", 1)[0]
 

@@ -17,8 +17,11 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from shared.contract import BATCH_FUNCTION, JOB_FUNCTION
-from tests.support import Stack, corpus_images, wait_until
+from testbed.support import Stack, wait_until
+from tests.prerequisites import corpus_images
 from tests.test_faults import slow_image
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 SVG = corpus_images("npm_svg_captcha", 12)
 

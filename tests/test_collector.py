@@ -15,11 +15,12 @@ from redis.asyncio import Redis as AsyncRedis
 from rq.job import Job
 from rq.results import Result
 
-from api.collector import RESOLVE_GRACE_S, Collector, Enqueue, JobFailed
+from api.ocr.collector import RESOLVE_GRACE_S, Collector, Enqueue, JobFailed
 from shared.contract import OcrJob
 from shared.queue import cancel_if_queued, enqueue_collected, enqueue_read, make_queue
 from shared.settings import Settings
-from tests.support import RedisServer, corpus_images
+from testbed.support import RedisServer
+from tests.prerequisites import corpus_images
 
 LABEL, IMAGE = corpus_images("npm_svg_captcha", 1)[0]
 ANSWER = {"ok": True, "number": int(LABEL), "text": LABEL, "confidence": 0.99}

@@ -21,7 +21,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from shared.connection import MASTER_CHECK_EVERY_S, connect, connect_async
 from shared.embedded_redis import redis_server_binary
 from shared.settings import Settings
-from tests.support import free_port, wait_until
+from testbed.support import free_port, wait_until
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 SERVICE = "unit"
 

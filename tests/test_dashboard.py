@@ -22,7 +22,9 @@ from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from tests.support import PROJECT_ROOT, RedisServer, ServiceProcess, free_port, wait_until
+from testbed.support import PROJECT_ROOT, RedisServer, ServiceProcess, free_port, wait_until
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 # The dashboard's module in eco.config.js and docker-compose.yml (test_deployment_files.py checks both).
 DASHBOARD_MODULE = "shared.dashboard"

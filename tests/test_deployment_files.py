@@ -15,7 +15,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from shared.settings import Settings
-from tests.support import PROJECT_ROOT, RedisServer, Stack, free_port
+from testbed.support import PROJECT_ROOT, RedisServer, Stack, free_port
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "KB": 2**10, "MB": 2**20, "GB": 2**30}

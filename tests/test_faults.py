@@ -10,15 +10,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from PIL import Image, ImageDraw
 from rq import Queue
 from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from api.collector import RESOLVE_GRACE_S
+from api.ocr.collector import RESOLVE_GRACE_S
 from shared.client import CaptchaClient
-from tests.support import Stack, corpus_images, wait_until
+from testbed.support import Stack, wait_until
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 LABEL, IMAGE = corpus_images("npm_svg_captcha", 1)[0]
 

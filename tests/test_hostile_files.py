@@ -23,8 +23,11 @@ from rq.serializers import JSONSerializer
 
 from shared.client import CaptchaClient
 from shared.contract import BATCH_FUNCTION, JOB_FUNCTION, ErrorCode
+from testbed.support import Stack
 from tests import hostile_images
-from tests.support import Stack, corpus_images
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 GOOD = corpus_images("npm_svg_captcha", 12)
 SOURCE = Image.open(io.BytesIO(base64.b64decode(GOOD[0][1]))).convert("RGB")

@@ -18,8 +18,11 @@ from rq.serializers import JSONSerializer
 
 from shared.client import CaptchaClient
 from shared.contract import BATCH_FUNCTION, JOB_FUNCTION
+from testbed.support import Stack
 from tests.callback_target import CALLED, IMPORTED
-from tests.support import Stack, corpus_images
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 LABEL, IMAGE = corpus_images("npm_svg_captcha", 1)[0]
 TARGET = "tests.callback_target.leave_mark"

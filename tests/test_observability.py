@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 
-from tests.support import Stack, corpus_images, wait_until
+import pytest
+
+from testbed.support import Stack, wait_until
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 LABEL, IMAGE = corpus_images("npm_svg_captcha", 1)[0]
 

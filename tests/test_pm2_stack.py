@@ -18,7 +18,10 @@ import pytest
 from redis import AuthenticationError, Redis
 
 from shared.settings import Settings
-from tests.support import PROJECT_ROOT, corpus_images, free_port, wait_until
+from testbed.support import PROJECT_ROOT, free_port, wait_until
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 
 class Pm2Stack:

@@ -1,17 +1,15 @@
 """The Recognizer end to end, on a few real captchas and on images it must refuse."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from shared.settings import Settings
+from tests.prerequisites import corpus_folder
 from worker import normalise
 from worker.ctc import decode_fixed_length
 from worker.recognizer import BEAM, FIRST_LOOK, Recognizer
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "npm_svg_captcha"
 READ_RIGHT = ["0000_2810.png", "0001_9586.png", "0002_8481.png", "0006_0498.png", "0011_5077.png"]
 
 
@@ -22,9 +20,7 @@ def recognizer() -> Recognizer:
 
 
 def corpus_image(name: str) -> Image.Image:
-    if not (CORPUS / name).exists():
-        pytest.skip(f"corpus not found beside the project: {CORPUS}")
-    return Image.open(CORPUS / name)
+    return Image.open(corpus_folder("npm_svg_captcha") / name)
 
 
 @pytest.mark.parametrize("name", READ_RIGHT)
@@ -91,9 +87,7 @@ def test_single_model_without_retry_makes_one_standard_reading():
 def test_agreeing_models_raise_the_first_readings_confidence_and_never_change_its_text():
     alone = Recognizer(("common_old",), retry_below=0.0)
     checked = Recognizer(Settings().models, retry_below=0.0, confirm_below=1.1)  # always ask the others
-    folder = CORPUS.parent / "py_captcha"
-    if not folder.is_dir():
-        pytest.skip(f"corpus not found beside the project: {folder}")
+    folder = corpus_folder("py_captcha")
     answered_by = set()
     for path in sorted(folder.glob("*.png"))[:12]:
         first, both = alone.read(Image.open(path)), checked.read(Image.open(path))

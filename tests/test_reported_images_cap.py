@@ -6,7 +6,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.support import Stack, corpus_images
+import pytest
+
+from testbed.support import Stack
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 KEY = "crawler-key"
 IMAGES = corpus_images("npm_svg_captcha", 4)

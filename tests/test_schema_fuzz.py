@@ -25,7 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Stack
+from testbed.support import Stack
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 SEED = 20251125
 MAX_EXAMPLES = 50

@@ -16,8 +16,11 @@ from rq.suspension import resume, suspend
 
 from shared.client import CaptchaClient
 from shared.contract import JOB_FUNCTION
-from tests.support import Stack, corpus_images
+from testbed.support import Stack
+from tests.prerequisites import corpus_images
 from worker.worker import SUSPENSION_CHECK_EVERY_S
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 SVG_IMAGES = corpus_images("npm_svg_captcha", 8)
 

@@ -10,12 +10,16 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis as AsyncRedis
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from shared.worker_liveness import count_live_workers, workers_key
-from tests.support import RedisServer, Stack, corpus_images, wait_until
+from testbed.support import RedisServer, Stack, wait_until
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 LABEL, IMAGE = corpus_images("npm_svg_captcha", 1)[0]
 # "Within a few seconds": with the default heartbeat (1 s) a dead worker's registration expires 3 s after

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from shared.contract import OcrJob
 from shared.settings import Settings
-from tests.support import corpus_images
+from tests.prerequisites import corpus_images
 from worker.reading import CaptchaReader
 
 LABEL, IMAGE = corpus_images("npm_svg_captcha", 1)[0]

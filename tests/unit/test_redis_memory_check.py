@@ -1,6 +1,6 @@
-"""bench.soak's judgement of Redis memory: flat once results expire, growing, or too short to tell."""
+"""testbed.soak's judgement of Redis memory: flat once results expire, growing, or too short to tell."""
 
-from bench.soak import redis_memory_check
+from testbed.soak import redis_memory_check
 
 TTL = 30.0
 

@@ -49,11 +49,16 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, every_s: 
     raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+class CorpusMissing(FileNotFoundError):
+    """The team's corpus (../shared/corpus, beside every checkout CI runs) is not where it should be."""
+
+
 def corpus_images(folder: str, count: int) -> list[tuple[str, str]]:
     """(label, base64) of the first ``count`` images of a corpus folder."""
     paths = sorted((CORPUS / folder).glob("*.png"))[:count]
-    if len(paths) < count:  # the team's ../shared is beside every checkout that runs these tests
-        raise FileNotFoundError(f"{count} images of {folder} expected in {CORPUS}: is ../shared beside the project?")
+    if len(paths) < count:
+        expected = f"{count} images of {folder} expected in {CORPUS}"
+        raise CorpusMissing(f"{expected}: is ../shared beside the project?")
     return [(p.stem.split("_")[1], base64.b64encode(p.read_bytes()).decode()) for p in paths]
 
 
