@@ -65,6 +65,7 @@ def test_a_client_from_settings_waits_longer_than_its_read_timeout(redis: RedisS
     assert 2 <= time.monotonic() - started < 3
 
 
+@pytest.mark.slow
 def test_read_passes_min_confidence_on(stack: Stack) -> None:
     client = CaptchaClient(stack.redis.client())
     assert client.read(IMAGE)["text"] == LABEL

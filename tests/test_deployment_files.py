@@ -11,6 +11,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 
@@ -155,6 +156,7 @@ def healthcheck(role: str, env: dict[str, str]) -> int:
     return subprocess.run(command, cwd=PROJECT_ROOT, env={**os.environ, **env}, timeout=60).returncode
 
 
+@pytest.mark.slow
 def test_health_checks_pass_on_a_running_stack_and_fail_without_it(stack: Stack) -> None:
     assert healthcheck("api", stack.env) == 0
     assert healthcheck("worker", stack.env) == 0
