@@ -19,11 +19,11 @@ from typing import Any
 from redis.asyncio import Redis as AsyncRedis
 from rq.job import Job
 from rq.results import Result
-from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 from starlette.concurrency import run_in_threadpool
 
 from api.results import wait_for_result
 from shared.contract import OcrJob
+from shared.rq_internals import workers_key
 from shared.worker_liveness import count_live_workers
 
 # (jobs) -> the enqueued RQ job; runs in a thread (RQ's client is synchronous) and may raise QueueFull.
@@ -64,7 +64,7 @@ class Collector:
     def __init__(self, async_redis: AsyncRedis, queue_name: str, enqueue_one: Enqueue, enqueue_many: Enqueue,
                  cancel: Cancel, max_requests: int, wait_ms: float) -> None:  # fmt: skip
         self.redis = async_redis
-        self.workers_key = WORKERS_BY_QUEUE_KEY % queue_name
+        self.workers_key = workers_key(queue_name)
         self.enqueue_one = enqueue_one
         self.enqueue_many = enqueue_many
         self.cancel = cancel

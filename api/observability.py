@@ -18,7 +18,8 @@ from redis import Redis
 from rq import Queue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.worker_liveness import count_live_workers_now, workers_key
+from shared.rq_internals import workers_key
+from shared.worker_liveness import count_live_workers_now
 
 log = logging.getLogger("captchaocr.api")
 

@@ -21,7 +21,8 @@ from api.schemas import (
 from shared.contract import InputError, OcrJob, OcrRefusal
 from shared.imaging import check_image
 from shared.queue import enqueue_collected, enqueue_read
-from shared.worker_liveness import count_live_workers, workers_key
+from shared.rq_internals import workers_key
+from shared.worker_liveness import count_live_workers
 
 router = APIRouter()
 # Checking a captcha-sized image takes tens of microseconds: less than a hop to a thread. A larger

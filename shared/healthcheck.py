@@ -27,7 +27,7 @@ def http_ok(port: int, timeout_s: float) -> bool:
 
 
 def worker_ok(settings: Settings) -> bool:
-    """True when RQ lists a live worker named after this host (see ``worker.worker.worker_name``)."""
+    """True when RQ lists a live worker named after this host (see ``worker.rq_worker.worker_name``)."""
     host = socket.gethostname()
     try:
         workers = Worker.all(connection=connect(settings))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 from redis import Redis
 from redis.client import Pipeline
@@ -21,23 +20,8 @@ from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from shared.contract import BATCH_FUNCTION, JOB_FUNCTION, OcrJob
+from shared.rq_internals import UncompressedJob
 from shared.settings import Settings
-
-
-class UncompressedJob(Job):
-    """RQ's Job, saved without zlib. RQ compresses every job's data; a base64 image hardly compresses
-    (by a quarter) and compressing it cost the API 0.17 ms per image, 1.3 ms for a collected job of five.
-    Every RQ reader (workers, rq-dashboard, a crawler's ``Job.fetch``) still reads such a job: RQ keeps
-    data that does not decompress as it is."""
-
-    def to_dict(self, include_meta: bool = True, include_result: bool = True) -> dict[str, Any]:
-        data, self._data = self.data, b""  # RQ compresses whatever `data` holds: give it nothing to do
-        try:
-            saved = super().to_dict(include_meta=include_meta, include_result=include_result)
-        finally:
-            self._data = data
-        saved["data"] = data
-        return saved
 
 
 def make_queue(connection: Redis, settings: Settings) -> Queue:

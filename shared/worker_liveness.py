@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
-from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 MISSED_BEATS = 3
 
@@ -25,19 +24,14 @@ return alive
 """
 
 
-def workers_key(queue_name: str) -> str:
-    """RQ's set of the workers registered on ``queue_name``."""
-    return WORKERS_BY_QUEUE_KEY % queue_name
-
-
 def registration_ttl_s(heartbeat_s: int) -> int:
     """How long an idle worker's key lives after its last heartbeat."""
     return MISSED_BEATS * heartbeat_s
 
 
 async def count_live_workers(redis: AsyncRedis, registered_key: str) -> int:
-    """Members of ``registered_key`` (:func:`workers_key`) whose registration has not expired; raises
-    what Redis raises."""
+    """Members of ``registered_key`` (:func:`shared.rq_internals.workers_key`) whose registration has not
+    expired; raises what Redis raises."""
     return int(await redis.eval(_COUNT_LIVE, 1, registered_key))
 
 

@@ -18,7 +18,7 @@ from shared.client import CaptchaClient
 from shared.contract import JOB_FUNCTION
 from testbed.support import Stack
 from tests.prerequisites import corpus_images
-from worker.worker import SUSPENSION_CHECK_EVERY_S
+from shared.rq_internals import SUSPENSION_CHECK_EVERY_S
 
 pytestmark = pytest.mark.slow  # starts real processes
 

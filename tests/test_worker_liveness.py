@@ -15,7 +15,8 @@ from redis.asyncio import Redis as AsyncRedis
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from shared.worker_liveness import count_live_workers, workers_key
+from shared.rq_internals import workers_key
+from shared.worker_liveness import count_live_workers
 from testbed.support import RedisServer, Stack, wait_until
 from tests.prerequisites import corpus_images
 

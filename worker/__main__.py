@@ -18,7 +18,8 @@ from shared.connection import connect  # noqa: E402
 from shared.queue import make_queue  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from worker.jobs import load_models  # noqa: E402
-from worker.worker import CaptchaWorker, WorkerJob, worker_name  # noqa: E402
+from shared.rq_internals import WorkerJob  # noqa: E402
+from worker.rq_worker import CaptchaWorker, worker_name  # noqa: E402
 
 log = logging.getLogger("captchaocr.worker")
 RESTART_AFTER_S = 1.0
@@ -50,7 +51,7 @@ def main() -> None:
             try:
                 worker = new_worker(queue, settings)
                 worker.work(logging_level="WARNING")
-                if worker._stop_requested or worker._shutdown_requested_date:
+                if worker.stop_requested():
                     return
                 # RQ's loop ends on a Redis error outside its idle wait (saving a result, say).
                 log.warning("worker loop ended; starting a new one in %.0f s", RESTART_AFTER_S)

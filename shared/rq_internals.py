@@ -1,11 +1,37 @@
-"""The RQ worker class: no fork per job, and only the project's own job functions run."""
+"""Everything CaptchaOCR takes from RQ's insides rather than its documented API, in one place.
+
+Checked against RQ 2.12.0, the version requirements.lock installs; pyproject.toml allows 2.12.x only.
+RQ 2.6.0, the earlier lower bound, was checked too and does not fit: its ``Job._handle_success`` takes no
+execution arguments, it has no webhooks, and its ``register_birth``, ``heartbeat`` and
+``handle_job_failure`` differ. tests/unit/test_rq_internals.py fingerprints the source of every RQ method
+named below and fails, naming the method and what to re-check here, when an RQ release changes one.
+
+What each piece relies on:
+
+- :class:`UncompressedJob` (``to_dict``): ``Job.to_dict`` compresses whatever ``Job.data`` returns, which
+  is ``Job._data`` once set; ``Job.restore`` keeps data that does not decompress as it is.
+- :class:`WorkerJob`: ``perform`` is ``Job.perform`` without its first line (``connection.persist``),
+  using ``rq.job._job_stack``, ``Job._execute`` and ``Job._result``; ``restore`` reads the job hash
+  ``Job.restore`` is given, whose field names (:data:`RQ_OPTION_FIELDS`) ``Job.to_dict`` writes.
+- :class:`TunedSimpleWorker`, RQ 2.12's ``SimpleWorker`` with fewer Redis round trips per job and a short
+  registration. It replaces or wraps ``BaseWorker.handle_job_success`` (calls ``Job._handle_success``),
+  ``prepare_execution`` (with ``rq.executions.prepare_execution`` and ``prepare_job_execution``, as
+  ``SimpleWorker.execute_job`` and ``BaseWorker.perform_job`` call them), ``handle_execution_ended``,
+  ``teardown``, ``check_for_suspension``, ``set_state`` (``_state``), ``SimpleWorker.execute_job``,
+  ``handle_job_failure`` (``Job.retries_left``, ``Job.webhooks``), the ``dequeue_timeout`` property
+  (read by ``BaseWorker.__init__`` through ``_set_connection``), ``register_birth``,
+  ``SimpleWorker.get_heartbeat_ttl``, ``heartbeat`` and the ``max_connection_wait_time`` class attribute;
+  :meth:`TunedSimpleWorker.stop_requested` reads ``_stop_requested`` and ``_shutdown_requested_date``.
+- :func:`workers_key`: ``rq.worker_registration.WORKERS_BY_QUEUE_KEY``, the set of a queue's workers.
+
+Elsewhere, and covered by the same tests: shared/results.py and api/ocr/waiting.py read RQ's result stream
+themselves (``Result.get_key``, ``Result.restore``); shared/dashboard.py replaces
+``rq.serializers.DefaultSerializer``'s methods, which rq-dashboard loads jobs with.
+"""
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-import uuid
 from contextlib import suppress
 from typing import Any
 
@@ -17,18 +43,15 @@ from rq.job import Job, _job_stack
 from rq.registry import StartedJobRegistry
 from rq.utils import decode_redis_hash, now, utcformat
 from rq.worker import WorkerStatus
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
-from shared.queue import KEEP_IMAGE, UncompressedJob
 from shared.worker_liveness import registration_ttl_s
-from worker.jobs import ALLOWED_FUNCTIONS
 
-IMAGE_FIELD = "image_base64"
 ABANDONED_AFTER_TIMEOUT_S = 5
 HEARTBEAT_EVERY_S = 1.0
 SUSPENSION_CHECK_EVERY_S = 1.0
 # Job hash fields that ask RQ for more than the call: import and call a dotted name (callbacks), call a
-# URL (webhooks, outside the job timeout), or run the job again (retries, repeats). No producer of ours
-# writes them; a job that carries any is refused.
+# URL (webhooks, outside the job timeout), or run the job again (retries, repeats).
 RQ_OPTION_FIELDS = {
     "a success callback": ("success_callback_name",),
     "a failure callback": ("failure_callback_name",),
@@ -39,37 +62,29 @@ RQ_OPTION_FIELDS = {
 }
 
 
-def forget_image(job: Job, *exc_info: object) -> bool:
-    """Keep a job's arguments for the operators but not its image(s): a failed job stays in the failed
-    registry for ``failure_ttl`` and a finished one ``result_ttl``. Also an RQ exception handler, hence
-    the signature; returns True so RQ's other handling goes on."""
-    kwargs = job.kwargs if isinstance(job.kwargs, dict) else {}
-    items = kwargs.get("items") if isinstance(kwargs.get("items"), list) else [kwargs]
-    images = [item[IMAGE_FIELD] for item in items if isinstance(item, dict) and isinstance(item.get(IMAGE_FIELD), str)]
-    if not images:
-        return True
-    if "items" in kwargs:
-        job.kwargs = {**kwargs, "items": [_without_image(item) for item in kwargs["items"]]}
-    else:
-        job.kwargs = _without_image(kwargs)
-    if any(image[:64] in (job.description or "") for image in images):  # RQ's default names the arguments
-        job.description = f"{job.func_name}(image removed)"
-    return True
+def workers_key(queue_name: str) -> str:
+    """RQ's set of the workers registered on ``queue_name``."""
+    return WORKERS_BY_QUEUE_KEY % queue_name
 
 
-def _without_image(payload: object) -> object:
-    if isinstance(payload, dict) and isinstance(payload.get(IMAGE_FIELD), str):
-        return {**payload, IMAGE_FIELD: f"<image removed: {len(payload[IMAGE_FIELD])} base64 characters>"}
-    return payload
+class UncompressedJob(Job):
+    """RQ's Job, saved without zlib. RQ compresses every job's data; a base64 image hardly compresses
+    (by a quarter) and compressing it cost the API 0.17 ms per image, 1.3 ms for a collected job of five.
+    Every RQ reader (workers, rq-dashboard, a crawler's ``Job.fetch``) still reads such a job: RQ keeps
+    data that does not decompress as it is."""
 
-
-def worker_name() -> str:
-    """Unique, and readable in rq-dashboard: which host and process a worker is."""
-    return f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+    def to_dict(self, include_meta: bool = True, include_result: bool = True) -> dict[str, Any]:
+        data, self._data = self.data, b""  # RQ compresses whatever `data` holds: give it nothing to do
+        try:
+            saved = super().to_dict(include_meta=include_meta, include_result=include_result)
+        finally:
+            self._data = data
+        saved["data"] = data
+        return saved
 
 
 class WorkerJob(UncompressedJob):
-    """The worker's job class: :meth:`CaptchaWorker.prepare_execution` persists the job's hash in its
+    """The worker's job class: :meth:`TunedSimpleWorker.prepare_execution` persists the job's hash in its
     pipeline, so running the job skips RQ's own PERSIST, a round trip just before the model. It also notes
     which RQ options the job's hash asks for, read from the hash itself: restoring a job imports nothing
     (RQ imports a callback when it is first used) and RQ drops webhooks it cannot parse, still carried."""
@@ -94,21 +109,11 @@ class WorkerJob(UncompressedJob):
         return self._result
 
 
-def refusal_reason(job: Job) -> str | None:
-    """Why the worker will not run ``job``, from what its hash names (nothing imported): None to run it."""
-    if job.func_name not in ALLOWED_FUNCTIONS:
-        return f"{job.func_name!r} is not a CaptchaOCR job function"
-    options = getattr(job, "requested_options", ())
-    if options:
-        return f"the job asks RQ for {', '.join(options)}, which CaptchaOCR jobs never carry"
-    return None
-
-
-class CaptchaWorker(SimpleWorker):
-    """A :class:`SimpleWorker` (the model stays loaded; forking per job costs 15-20 ms and is unsafe
-    with an ONNX Runtime session made before the fork) that refuses any job naming a callable outside
-    :data:`ALLOWED_FUNCTIONS` or asking RQ for callbacks, webhooks, retries or repeats: such a job fails
-    with a clear error and nothing is imported, run or contacted."""
+class TunedSimpleWorker(SimpleWorker):
+    """A :class:`SimpleWorker` (the model stays loaded; forking per job costs 15-20 ms and is unsafe with an
+    ONNX Runtime session made before the fork) that saves Redis round trips on each job, registers for a
+    few heartbeats only, and fails without running any job :meth:`refusal_reason` names a reason for.
+    Subclasses say which jobs to refuse and what to drop from a job before it is saved."""
 
     # Retry a lost Redis every few seconds rather than backing off to RQ's default of a minute.
     max_connection_wait_time = 5.0
@@ -117,27 +122,33 @@ class CaptchaWorker(SimpleWorker):
         self.heartbeat_s = heartbeat_s  # before RQ's constructor, which reads the dequeue timeout
         super().__init__(*args, **kwargs)
         self._suspension_checked_at = float("-inf")
-        # Runs for every failure, in this worker and for jobs abandoned by a dead worker that this
-        # worker's registry maintenance moves to the failed registry.
-        self.push_exc_handler(forget_image)
+
+    def refusal_reason(self, job: Job) -> str | None:
+        """Why this worker will not run ``job`` (it fails, and nothing is imported or run); None runs it."""
+        return None
+
+    def before_saving(self, job: Job, refused: bool) -> None:
+        """Change ``job`` before its hash is saved, finished or ``refused``."""
+
+    def stop_requested(self) -> bool:
+        """Whether the loop ended because the process was asked to stop (a signal, ``rq`` commands)."""
+        return self._stop_requested or self._shutdown_requested_date is not None
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
         """Save the result and RQ's bookkeeping in one transaction: one round trip on the latency path.
 
-        A finished job's hash lives ``result_ttl`` for the dashboard and ``GET /jobs``, so it is saved
-        without the image (Redis memory stays flat under load) unless its producer asked to keep it (an
-        Anti-Captcha task, for a later report). RQ first WATCHes and reads the job's dependents (two
-        round trips) for the rare job that has some; here the dependents set is read inside the same
-        transaction that marks the job finished, and only a job that has dependents takes RQ's own path
-        to enqueue them: one registered before the transaction is in the set, one registered after it
-        sees a finished dependency and is enqueued by its producer. (A job asking to repeat is refused.)
-        The same transaction beats: the registration shrinks back from the job's timeout to a few beats."""
-        if not job.meta.get(KEEP_IMAGE):
-            forget_image(job)
+        RQ first WATCHes and reads the job's dependents (two round trips) for the rare job that has
+        some; here the dependents set is read inside the same transaction that marks the job finished,
+        and only a job that has dependents takes RQ's own path to enqueue them: one registered before the
+        transaction is in the set, one registered after it sees a finished dependency and is enqueued by
+        its producer. (A job asking to repeat is refused.) The same transaction beats: the registration
+        shrinks back from the job's timeout to a few beats."""
+        self.before_saving(job, refused=False)
         result_ttl = job.get_result_ttl(self.default_result_ttl)
         with self.connection.pipeline() as pipeline:
             self.increment_successful_job_count(pipeline=pipeline)
-            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)  # type: ignore[operator]
+            working_time = job.ended_at - job.started_at  # type: ignore[operator]
+            self.increment_total_working_time(working_time, pipeline)
             if result_ttl != 0:
                 job._handle_success(
                     result_ttl,
@@ -209,12 +220,12 @@ class CaptchaWorker(SimpleWorker):
         super().set_state(state, pipeline)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        reason = refusal_reason(job)
+        reason = self.refusal_reason(job)
         if reason is None:
             super().execute_job(job, queue)
             return
         self.log.warning("Worker %s: refused job %s: %s", self.name, job.id, reason)
-        forget_image(job)
+        self.before_saving(job, refused=True)
         self.prepare_execution(job)
         self.handle_job_failure(job, queue, exc_string=f"JobNotAllowed: {reason}; nothing ran.")
         self.set_state(WorkerStatus.IDLE)
@@ -262,7 +273,8 @@ class CaptchaWorker(SimpleWorker):
         if pipeline is not None:
             super().heartbeat(timeout, pipeline)
             return
-        if timeout is None and self.last_heartbeat and (now() - self.last_heartbeat).total_seconds() < HEARTBEAT_EVERY_S:
+        last = self.last_heartbeat
+        if timeout is None and last and (now() - last).total_seconds() < HEARTBEAT_EVERY_S:
             return
         self.last_heartbeat = now()
         with self.connection.pipeline() as batch:
