@@ -94,7 +94,7 @@ def run(root: Path, limit: int | None, recognizer: Recognizer,
                 data = path.read_bytes()
                 digits = len(label)
                 start = time.perf_counter()
-                reading = recognizer.read(Image.open(io.BytesIO(data)), digits)
+                reading = recognizer.recognize(Image.open(io.BytesIO(data)), digits)
                 result.seconds.append(time.perf_counter() - start)
                 start = time.perf_counter()
                 result.baseline_texts.append(baseline(data, digits))

@@ -26,12 +26,12 @@ EXIT_UNREACHABLE = 3
 
 
 def _read_in_process(paths: list[Path], digits: int | None, min_confidence: float | None) -> list[dict]:
-    from worker.reading import CaptchaReader  # loads ONNX Runtime: only for in-process reading
+    from worker.answering import Answerer  # loads ONNX Runtime: only for in-process reading
     from shared.contract import OcrJob
 
-    reader = CaptchaReader(Settings())
+    answerer = Answerer(Settings())
     jobs = (OcrJob(image_base64=_b64(p), digits=digits, min_confidence=min_confidence) for p in paths)
-    return [reader.read_job(job).model_dump(mode="json") for job in jobs]
+    return [answerer.answer_job(job).model_dump(mode="json") for job in jobs]
 
 
 def _read_over_http(paths: list[Path], url: str, digits: int | None, min_confidence: float | None) -> list[dict]:

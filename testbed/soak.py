@@ -160,10 +160,10 @@ def load_images(options: SoakOptions) -> list[str]:
 
 def expected_answers(images: list[str], settings: Settings) -> list[OcrAnswer | OcrRefusal]:
     """What the recognizer answers for each image alone, in this process."""
-    from worker.reading import CaptchaReader
+    from worker.answering import Answerer
 
-    reader = CaptchaReader(settings)
-    return [reader.read_job(OcrJob(image_base64=image)) for image in images]
+    answerer = Answerer(settings)
+    return [answerer.answer_job(OcrJob(image_base64=image)) for image in images]
 
 
 class RedisMemorySampler:

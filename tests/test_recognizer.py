@@ -25,27 +25,28 @@ def corpus_image(name: str) -> Image.Image:
 
 @pytest.mark.parametrize("name", READ_RIGHT)
 def test_reads_corpus_captchas(recognizer, name):
-    reading = recognizer.read(corpus_image(name))
+    reading = recognizer.recognize(corpus_image(name))
     assert reading.text == name[5:9]
     assert 0.5 < reading.confidence <= 1.0
 
 
 def test_a_blank_white_image_is_refused(recognizer):
-    reading = recognizer.read(Image.new("RGB", (160, 60), "white"))
+    reading = recognizer.recognize(Image.new("RGB", (160, 60), "white"))
     assert len(reading.text) == 4 and reading.text.isdigit()
     assert reading.confidence < 0.5
 
 
 @pytest.mark.parametrize("digits", [1, 6, 8])
 def test_answers_have_the_requested_number_of_digits(recognizer, digits):
-    reading = recognizer.read(corpus_image(READ_RIGHT[0]), digits=digits)
+    reading = recognizer.recognize(corpus_image(READ_RIGHT[0]), digits=digits)
     assert len(reading.text) == digits and reading.text.isdigit()
     assert 0.0 <= reading.confidence <= 1.0
 
 
 def test_the_right_length_is_far_more_probable_than_a_wrong_one(recognizer):
     image = corpus_image(READ_RIGHT[0])
-    assert recognizer.read(image, digits=6).confidence < 0.1 * recognizer.read(image, digits=4).confidence
+    six, four = recognizer.recognize(image, digits=6), recognizer.recognize(image, digits=4)
+    assert six.confidence < 0.1 * four.confidence
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "P", "L", "CMYK", "I;16", "LA", "1"])
@@ -55,7 +56,7 @@ def test_any_mode_is_read(recognizer, mode):
         image = Image.fromarray(np.asarray(image).astype("<u2") * 257)
     else:
         image = image.convert(mode)
-    assert recognizer.read(image).text == READ_RIGHT[1][5:9]
+    assert recognizer.recognize(image).text == READ_RIGHT[1][5:9]
 
 
 def test_transparent_light_on_dark_captcha_is_read(recognizer):
@@ -64,23 +65,23 @@ def test_transparent_light_on_dark_captcha_is_read(recognizer):
     rgba = np.zeros(grey.shape + (4,), dtype=np.uint8)
     rgba[..., :3] = 255
     rgba[..., 3] = 255 - grey  # ink opaque, paper transparent
-    assert recognizer.read(Image.fromarray(rgba, "RGBA")).text == READ_RIGHT[2][5:9]
+    assert recognizer.recognize(Image.fromarray(rgba, "RGBA")).text == READ_RIGHT[2][5:9]
 
 
 @pytest.mark.parametrize("size", [(1, 1), (5, 3), (4000, 1500)])
 def test_tiny_and_huge_images_give_an_answer(recognizer, size):
-    reading = recognizer.read(Image.new("RGB", size, "white"))
+    reading = recognizer.recognize(Image.new("RGB", size, "white"))
     assert len(reading.text) == 4 and reading.text.isdigit() and 0.0 <= reading.confidence <= 1.0
 
 
 def test_digits_out_of_range_are_rejected(recognizer):
     with pytest.raises(ValueError):
-        recognizer.read(Image.new("RGB", (10, 10)), digits=9)
+        recognizer.recognize(Image.new("RGB", (10, 10)), digits=9)
 
 
 def test_single_model_without_retry_makes_one_standard_reading():
     fast = Recognizer(models=("common_old",), retry_below=0.0)
-    reading = fast.read(Image.new("RGB", (160, 60), "white"))  # unsure, yet no second look
+    reading = fast.recognize(Image.new("RGB", (160, 60), "white"))  # unsure, yet no second look
     assert (reading.model, reading.normalisation) == ("common_old", "standard")
 
 
@@ -90,7 +91,7 @@ def test_agreeing_models_raise_the_first_readings_confidence_and_never_change_it
     folder = corpus_folder("py_captcha")
     answered_by = set()
     for path in sorted(folder.glob("*.png"))[:12]:
-        first, both = alone.read(Image.open(path)), checked.read(Image.open(path))
+        first, both = alone.recognize(Image.open(path)), checked.recognize(Image.open(path))
         assert both.text == first.text
         if both.model == first.model:  # the others disagreed: the first reading stands as it was
             assert both.confidence == first.confidence
@@ -105,7 +106,7 @@ def test_retry_keeps_the_most_probable_reading(recognizer):
     page, model = normalise.prepare(image), recognizer.models[0]
     readings = [decode_fixed_length(model.digit_probabilities(page.model_input(look, 4)), 4, beam=BEAM)
                 for look in (FIRST_LOOK, *model.retry_looks)]
-    retried = Recognizer(models=("common_old",), retry_below=1.1, confirm_below=1.1).read(image)
+    retried = Recognizer(models=("common_old",), retry_below=1.1, confirm_below=1.1).recognize(image)
     assert retried.normalisation == "all"
     assert retried.confidence == pytest.approx(max(probability for _, probability in readings))
 

@@ -122,5 +122,5 @@ def _read_all(reader: SiteModelReader, images: list[Image.Image]) -> list[tuple[
 
 
 def _generic(recognizer: Recognizer, image: Image.Image, length: int) -> tuple[str, float]:
-    reading = recognizer.read(image, length)
+    reading = recognizer.recognize(image, length)
     return reading.text, reading.confidence

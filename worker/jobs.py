@@ -12,7 +12,7 @@ from rq.timeouts import BaseTimeoutException
 
 from shared.contract import BATCH_FUNCTION, JOB_FUNCTION, ErrorCode, OcrJob, OcrRefusal
 from shared.settings import Settings
-from worker.reading import CaptchaReader
+from worker.answering import Answerer
 
 ALLOWED_FUNCTIONS = frozenset({JOB_FUNCTION, BATCH_FUNCTION})
 # RQ ends a job with these (its timeout, a forced stop): they must end the whole job, not one item.
@@ -20,14 +20,14 @@ _WORKER_CONTROL = (BaseTimeoutException, StopRequested)
 
 log = logging.getLogger("captchaocr.worker")
 
-_reader: CaptchaReader | None = None
+_answerer: Answerer | None = None
 
 
-def load_models(settings: Settings) -> CaptchaReader:
+def load_models(settings: Settings) -> Answerer:
     """Load the recognizer once per process, before the worker takes its first job."""
-    global _reader
-    _reader = CaptchaReader(settings)
-    return _reader
+    global _answerer
+    _answerer = Answerer(settings)
+    return _answerer
 
 
 def read_captcha(**payload: Any) -> dict[str, Any]:
@@ -41,9 +41,9 @@ def read_captcha(**payload: Any) -> dict[str, Any]:
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in error.errors())
         return OcrRefusal(error=ErrorCode.INVALID_JOB, detail=f"invalid job payload: {problems}").model_dump()
-    reader = _reader or load_models(Settings())
+    answerer = _answerer or load_models(Settings())
     try:
-        return reader.read_job(job).model_dump(mode="json")
+        return answerer.answer_job(job).model_dump(mode="json")
     except _WORKER_CONTROL:
         raise
     except Exception as error:  # noqa: BLE001 - refused alone, logged in full (see the docstring)

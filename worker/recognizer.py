@@ -70,8 +70,9 @@ def decode_digits(probabilities: np.ndarray, digits: int) -> tuple[str, float]:
 
 
 @dataclass(frozen=True)
-class Reading:
-    """A decoded answer; `confidence` is the model probability of `text`."""
+class Candidate:
+    """The recognizer's best string for an image; `confidence` is the model probability of `text`. Whether
+    it becomes the answer is the answering policy's call (worker/answering.py)."""
 
     text: str
     confidence: float
@@ -129,7 +130,7 @@ class Recognizer:
     def from_settings(cls, settings: Settings) -> Recognizer:
         return cls(settings.models, settings.ort_threads, settings.retry_below, settings.confirm_below)
 
-    def read(self, image: Image.Image, digits: int = 4) -> Reading:
+    def recognize(self, image: Image.Image, digits: int = 4) -> Candidate:
         """The most probable string of exactly `digits` digits, with its probability.
 
         1. The first model reads the first look; at or above `confirm_below` that is the answer.
@@ -161,13 +162,13 @@ class Recognizer:
 
         first_model = self.models[0]
         text, probability = best(0, FIRST_LOOK)
-        alone = Reading(text, min(probability, 1.0), first_model.name, str(FIRST_LOOK))
+        alone = Candidate(text, min(probability, 1.0), first_model.name, str(FIRST_LOOK))
         if probability >= self.confirm_below:
             return alone
         others = [best(index, FIRST_LOOK) for index in range(1, len(self.models))]
         if text and others and all(other == text for other, _ in others):
             confidence = confirmed([probability, *(p for _, p in others)])
-            return Reading(text, confidence, self._names(), str(FIRST_LOOK))
+            return Candidate(text, confidence, self._names(), str(FIRST_LOOK))
         if probability >= self.retry_below:
             return alone
         retry = [[(index, look) for look in model.retry_looks] for index, model in enumerate(self.models)]
@@ -175,10 +176,10 @@ class Recognizer:
         found = {best(*key)[0] for looks in retry for key in looks}
         agreed, score = agreed_answer(every, digits, found)
         if not agreed:
-            return Reading("0" * digits, 0.0, first_model.name, str(FIRST_LOOK))
+            return Candidate("0" * digits, 0.0, first_model.name, str(FIRST_LOOK))
         if agreed == text:  # the retry found the first reading again: that is no reason to doubt it more
             score = max(score, probability)
-        return Reading(agreed, min(score, 1.0), self._names(), "all")
+        return Candidate(agreed, min(score, 1.0), self._names(), "all")
 
     def _names(self) -> str:
         return "+".join(model.name for model in self.models)

@@ -1,4 +1,4 @@
-"""Read one captcha end to end inside a worker: re-validate the input, recognise, apply the threshold."""
+"""Answer one captcha job in a worker: decode and re-check the image, recognise it, apply the threshold."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from shared.settings import Settings
 from worker.recognizer import Recognizer
 
 
-class CaptchaReader:
+class Answerer:
     """Owns the process's one :class:`Recognizer` (models load once) and the answer policy."""
 
     def __init__(self, settings: Settings) -> None:
@@ -20,15 +20,15 @@ class CaptchaReader:
         self.limits = ImageLimits.from_settings(settings)
         self.recognizer = Recognizer.from_settings(settings)
 
-    def read_job(self, job: OcrJob) -> OcrAnswer | OcrRefusal:
+    def answer_job(self, job: OcrJob) -> OcrAnswer | OcrRefusal:
         """Answer a job's payload; bad input becomes a refusal, never an exception."""
         try:
             image = decode_image(job.image_base64, self.limits)
         except InputError as error:
             return error.refusal()
-        return self.read_image(image, job.digits, job.min_confidence, job.max_digits)
+        return self.answer_image(image, job.digits, job.min_confidence, job.max_digits)
 
-    def read_image(
+    def answer_image(
         self,
         image: Image.Image,
         digits: int | None = None,
@@ -44,22 +44,23 @@ class CaptchaReader:
         max_digits = max(max_digits or digits, digits)
         threshold = self.settings.min_confidence if min_confidence is None else min_confidence
         started = time.perf_counter()
-        reading = max(
-            (self.recognizer.read(image, length) for length in range(digits, max_digits + 1)),
-            key=lambda candidate: candidate.confidence,
+        candidate = max(
+            (self.recognizer.recognize(image, length) for length in range(digits, max_digits + 1)),
+            key=lambda found: found.confidence,
         )
         model_ms = round((time.perf_counter() - started) * 1000, 2)
-        confidence = round(reading.confidence, 4)
-        if not digits <= len(reading.text) <= max_digits:
+        confidence = round(candidate.confidence, 4)
+        if not digits <= len(candidate.text) <= max_digits:
             return OcrRefusal(
                 error=ErrorCode.TOO_FEW_DIGITS,
                 detail=f"fewer than {digits} digits found",
                 confidence=confidence,
             )
-        if reading.confidence < threshold:
+        if candidate.confidence < threshold:
             return OcrRefusal(
                 error=ErrorCode.LOW_CONFIDENCE,
                 detail=f"low confidence: {confidence:.4f} is below {threshold}",
                 confidence=confidence,
             )
-        return OcrAnswer(number=int(reading.text), text=reading.text, confidence=confidence, model_ms=model_ms)
+        text = candidate.text
+        return OcrAnswer(number=int(text), text=text, confidence=confidence, model_ms=model_ms)
