@@ -16,6 +16,7 @@ import pytest
 import python_anticaptcha.sync_client
 from PIL import Image
 from python_anticaptcha import AnticaptchaClient, AnticaptchaException, ImageToTextTask
+from redis import Redis
 
 from api.protocols.reports import INCORRECT_REPORTS_KEY
 from testbed.support import Stack
@@ -223,3 +224,24 @@ def test_without_keys_any_key_works_and_no_image_is_kept(stack: Stack) -> None:
     assert wait_result(stack, task_id)["solution"]["text"] == label
     assert stack.http.post("/reportIncorrectImageCaptcha", json={"taskId": task_id}).json()["status"] == "success"
     assert not (Path(stack.env["CAPTCHAOCR_STATE_DIR"]) / "reported").exists()
+    redis = stack.redis.client()  # nor in Redis: no value of any key holds the image
+    kept = [key for key, value in stored_values(redis) if image[:60].encode() in value]
+    assert not kept, kept
+
+
+def stored_values(redis: Redis) -> Iterator[tuple[bytes, bytes]]:
+    """Every value Redis holds, key by key, whatever the key's type."""
+    for key in redis.scan_iter():
+        kind = redis.type(key)
+        if kind == b"string":
+            yield key, redis.get(key)
+        elif kind == b"hash":
+            yield from ((key, value) for value in redis.hvals(key))
+        elif kind == b"list":
+            yield from ((key, value) for value in redis.lrange(key, 0, -1))
+        elif kind == b"set":
+            yield from ((key, value) for value in redis.smembers(key))
+        elif kind == b"zset":
+            yield from ((key, value) for value in redis.zrange(key, 0, -1))
+        elif kind == b"stream":
+            yield from ((key, value) for _, fields in redis.xrange(key) for value in fields.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,11 @@ def test_bearer_or_x_api_key_with_any_configured_key_is_served(keyed: Stack) -> 
 
 
 def test_refusals_are_counted_as_401(keyed: Stack) -> None:
-    keyed.http.post("/ocr", json={"image_base64": IMAGE})
-    text = keyed.http.get("/metrics", headers={"X-API-Key": "first-key"}).text
-    assert 'captchaocr_requests_total{outcome="401",route="/ocr"}' in text
+    def refused() -> float:
+        text = keyed.http.get("/metrics", headers={"X-API-Key": "first-key"}).text
+        match = re.search(r'^captchaocr_requests_total\{outcome="401",route="/ocr"\} (\S+)$', text, re.M)
+        return float(match.group(1)) if match else 0.0
+
+    before = refused()
+    assert keyed.http.post("/ocr", json={"image_base64": IMAGE}).status_code == 401
+    assert refused() == before + 1

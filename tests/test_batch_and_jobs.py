@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Iterator
 
 import pytest
+from PIL import Image
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -17,6 +20,15 @@ from tests.prerequisites import corpus_images
 pytestmark = pytest.mark.slow  # starts real processes
 
 SVG = corpus_images("npm_svg_captcha", 12)
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+BLANK_PNG = _png(Image.new("RGB", (160, 60), "white"))
 
 
 @pytest.fixture(scope="module")
@@ -52,10 +64,12 @@ def test_batch_spreads_over_all_workers(tmp_path_factory: pytest.TempPathFactory
 
 
 def test_batch_refusals_are_per_item(stack: Stack) -> None:
-    body = {"images": [SVG[0][1], SVG[1][1]], "min_confidence": 1.0}
+    """One batch, three outcomes: a refusal belongs to its own item, not to its neighbours."""
+    blank = base64.b64encode(BLANK_PNG).decode()  # decodes, and reads below the threshold
+    body = {"images": [SVG[0][1], blank, SVG[1][1]]}
     results = stack.http.post("/ocr/batch", json=body).json()["results"]
-    assert [item["error"] for item in results] == ["low_confidence", "low_confidence"]
-    assert all(0 < item["confidence"] < 1 for item in results)
+    assert [item.get("text") or item["error"] for item in results] == [SVG[0][0], "low_confidence", SVG[1][0]]
+    assert 0 <= results[1]["confidence"] < 0.5
 
 
 def test_batch_limits(idle_stack: Stack) -> None:

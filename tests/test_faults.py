@@ -32,7 +32,7 @@ def test_no_worker_answering_is_a_503_with_retry_after_and_job_cancelled(tmp_pat
     try:
         started = time.monotonic()
         response = stack.ocr(image_base64=IMAGE)
-        assert time.monotonic() - started < 5
+        assert 0.5 <= time.monotonic() - started < 5  # the configured wait, neither cut short nor a hang
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
         body = response.json()
@@ -93,8 +93,9 @@ def test_redis_restart_gives_503_then_recovers_without_restarting_processes(tmp_
         response = stack.ocr(image_base64=IMAGE)
         assert response.status_code == 503
         assert "Redis unreachable" in response.json()["detail"]
-        assert stack.http.get("/").json() == {"status": "degraded", "redis": False, "workers": 0,
-                                             "queue_depth": None}
+        health = stack.http.get("/")
+        assert health.status_code == 503  # what load balancers and the compose health check look at
+        assert health.json() == {"status": "degraded", "redis": False, "workers": 0, "queue_depth": None}
         time.sleep(5)
         stack.redis.start()
         wait_until(lambda: stack.ocr(image_base64=IMAGE).json()["text"] == LABEL, 30, "answers after restart")

@@ -131,7 +131,7 @@ class Recognizer:
         return cls(settings.models, settings.ort_threads, settings.retry_below, settings.confirm_below)
 
     def recognize(self, image: Image.Image, digits: int = 4) -> Candidate:
-        """The most probable string of exactly `digits` digits, with its probability.
+        """The most probable string of exactly `digits` digits, with its probability ("" when none fits).
 
         1. The first model reads the first look; at or above `confirm_below` that is the answer.
         2. Otherwise the other models read the same look: if each finds the same string, that is the
@@ -175,8 +175,8 @@ class Recognizer:
         every = [[lattice(*key) for key in looks] for looks in retry]
         found = {best(*key)[0] for looks in retry for key in looks}
         agreed, score = agreed_answer(every, digits, found)
-        if not agreed:
-            return Candidate("0" * digits, 0.0, first_model.name, str(FIRST_LOOK))
+        if not agreed:  # no string of that length fits: say so (the reader refuses), never pad a guess
+            return Candidate("", 0.0, first_model.name, str(FIRST_LOOK))
         if agreed == text:  # the retry found the first reading again: that is no reason to doubt it more
             score = max(score, probability)
         return Candidate(agreed, min(score, 1.0), self._names(), "all")

@@ -17,8 +17,11 @@ logging.getLogger("rq.worker").info("Job OK")
 """
 
 
-def run(log_format: str) -> str:
-    env = {**os.environ, "LOG_FORMAT": log_format}
+def run(log_format: str | None) -> str:
+    """The script's log output with LOG_FORMAT set to ``log_format``, or unset (None)."""
+    env = {key: value for key, value in os.environ.items() if key != "LOG_FORMAT"}
+    if log_format is not None:
+        env["LOG_FORMAT"] = log_format
     return subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True).stderr
 
 
@@ -32,5 +35,5 @@ def test_json_format_writes_one_object_per_line() -> None:
 
 
 def test_text_format_is_the_default() -> None:
-    lines = run("text").splitlines()
+    lines = run(None).splitlines()
     assert len(lines) == 1 and lines[0].endswith("INFO captchaocr.api POST /ocr 200")
