@@ -17,7 +17,7 @@ from typing import Any
 import fakeredis
 import pytest
 import rq
-from rq import Callback, Queue, Repeat, Retry, SimpleWorker, Webhook
+from rq import Callback, Queue, Repeat, Retry, SimpleWorker
 from rq import executions, serializers, worker_registration
 from rq.exceptions import StopRequested
 from rq.executions import Execution
@@ -159,17 +159,17 @@ def test_uncompressed_job_saves_plain_data_that_plain_rq_reads() -> None:
 @pytest.mark.parametrize("option", RQ_OPTION_FIELDS)
 def test_job_hash_names_each_rq_option_as_recorded(option: str) -> None:
     """WorkerJob.restore finds a job's RQ options by these field names: RQ must still write them."""
-    asks = {
-        "a success callback": {"on_success": Callback(print)},
-        "a failure callback": {"on_failure": Callback(print)},
-        "a stopped callback": {"on_stopped": Callback(print)},
-        "webhooks": {"webhooks": [Webhook("http://127.0.0.1:9/hook", "finished")]},
-        "retries": {"retry": Retry(max=2)},
-        "repeats": {"repeat": Repeat(times=2)},
+    asks: Callable[[], dict[str, Any]] = {
+        "a success callback": lambda: {"on_success": Callback(print)},
+        "a failure callback": lambda: {"on_failure": Callback(print)},
+        "a stopped callback": lambda: {"on_stopped": Callback(print)},
+        "webhooks": lambda: {"webhooks": [rq.Webhook("http://127.0.0.1:9/hook", "finished")]},
+        "retries": lambda: {"retry": Retry(max=2)},
+        "repeats": lambda: {"repeat": Repeat(times=2)},
     }[option]
     connection = fakeredis.FakeRedis()
     queue = Queue("q", connection=connection, serializer=JSONSerializer, job_class=WorkerJob)
-    job = queue.create_job(print, **asks)
+    job = queue.create_job(print, **asks())
     job.save()
     saved = {key.decode() for key in connection.hkeys(job.key)}
     missing = [name for name in RQ_OPTION_FIELDS[option] if name not in saved]
@@ -231,4 +231,6 @@ def test_workers_key_is_the_set_rq_registers_a_worker_in() -> None:
     connection = fakeredis.FakeRedis()
     tuned = worker(connection)
     tuned.register_birth()
-    assert connection.smembers(workers_key("q")) == {tuned.key.encode()}, "RQ's worker-key format changed"
+    assert connection.smembers(workers_key("q")) == {tuned.key.encode()}, (
+        "RQ no longer keeps a queue's worker keys in workers_key(queue): re-check shared/worker_liveness.py"
+    )
