@@ -18,7 +18,8 @@ from redis import Redis
 from rq.job import Job
 
 from shared.connection import connect
-from shared.contract import OcrJob
+from shared.contract import OcrAnswer, OcrJob, OcrRefusal
+from shared.outcome import Timeout, outcome_of
 from shared.queue import cancel_if_queued, enqueue_read, enqueue_within_depth, make_queue
 from shared.results import RESULT_BLOCK_S, wait_for_result
 from shared.settings import Settings
@@ -55,15 +56,12 @@ class CaptchaClient:
 
     def result(self, job: Job, timeout_s: float | None = None) -> dict[str, Any] | None:
         """The job's result dict, waiting up to ``timeout_s`` (default ``wait_timeout_s``); None if none
-        came. A job still queued then is cancelled, so no worker spends a read on it."""
+        came or the job failed. A job still queued then is cancelled, so no worker spends a read on it."""
         timeout_s = self.settings.wait_timeout_s if timeout_s is None else timeout_s
-        result = wait_for_result(job, timeout_s)
-        if result is None:
+        outcome = outcome_of(wait_for_result(job, timeout_s), job.id, timeout_s)
+        if isinstance(outcome, Timeout):
             cancel_if_queued(job)
-            return None
-        if result.type != result.Type.SUCCESSFUL:
-            return None
-        return result.return_value
+        return outcome.model_dump(mode="json") if isinstance(outcome, OcrAnswer | OcrRefusal) else None
 
     def read(
         self, image_base64: str, digits: int | None = None, min_confidence: float | None = None,
