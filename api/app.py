@@ -12,13 +12,16 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api import anticaptcha, batch, jobs, routes
-from api.collector import Collector
+from api import health, job_lookup
 from api.admission import QueueFull, queue_full_response
 from api.auth import RequireApiKey
 from api.body_limit import BodyLimitMiddleware
 from api.dependencies import Services
 from api.observability import Metrics, ObserveRequests
+from api.ocr import batch, route
+from api.ocr.collector import Collector
+from api.ocr.dispatch import Dispatcher
+from api.protocols.anticaptcha import routes as anticaptcha
 from shared.imaging import ImageLimits
 from shared.connection import connect, connect_async
 from shared.queue import cancel_if_queued, make_queue
@@ -40,12 +43,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queue = make_queue(redis, settings)
         metrics = Metrics(queue, redis)
         app.state.metrics = metrics
-        # The enqueue functions read `services` when called (after it is made): they need the queue and limits.
+        dispatcher = Dispatcher(queue, settings)
         collector = Collector(
             async_redis, settings.queue_name,
-            enqueue_one=lambda jobs: routes.enqueue_one(services, jobs),
-            enqueue_many=lambda jobs: routes.enqueue_collected_requests(services, jobs),
-            cancel=cancel_if_queued,
+            enqueue_one=dispatcher.enqueue_one, enqueue_many=dispatcher.enqueue_many, cancel=cancel_if_queued,
             max_requests=settings.collect_max_requests, wait_ms=settings.collect_wait_ms,
         )  # fmt: skip
         services = Services(
@@ -66,9 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # FastAPIOffline serves the /docs and /redoc assets itself: a self-hosted service may have no CDN.
     app = FastAPIOffline(title="CaptchaOCR", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    app.include_router(routes.router)
+    app.include_router(health.router)
+    app.include_router(route.router)
     app.include_router(batch.router, dependencies=[RequireApiKey])
-    app.include_router(jobs.router, dependencies=[RequireApiKey])
+    app.include_router(job_lookup.router, dependencies=[RequireApiKey])
     app.include_router(anticaptcha.router)
     app.add_exception_handler(QueueFull, queue_full_response)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)

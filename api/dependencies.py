@@ -10,7 +10,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from rq import Queue
 
-from api.collector import Collector
+from api.ocr.collector import Collector
 from api.observability import Metrics
 from shared.imaging import ImageLimits
 from shared.settings import Settings

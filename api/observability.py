@@ -18,6 +18,8 @@ from redis import Redis
 from rq import Queue
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.contract import OcrAnswer, OcrRefusal
+from shared.outcome import Outcome
 from shared.rq_internals import workers_key
 from shared.worker_liveness import count_live_workers_now
 
@@ -49,12 +51,12 @@ class Metrics:
         )  # fmt: skip
         self.registry.register(QueueCollector(queue, redis))
 
-    def observe_result(self, result: dict) -> None:
-        """Record what a worker reported with its result."""
-        if result.get("model_ms") is not None:
-            self.model_time.observe(result["model_ms"] / 1000)
-        if result.get("confidence") is not None:
-            self.confidence.observe(result["confidence"])
+    def observe_outcome(self, outcome: Outcome) -> None:
+        """Record what a worker reported with its answer or refusal."""
+        if isinstance(outcome, OcrAnswer):
+            self.model_time.observe(outcome.model_ms / 1000)
+        if isinstance(outcome, OcrAnswer | OcrRefusal) and outcome.confidence is not None:
+            self.confidence.observe(outcome.confidence)
 
 
 class QueueCollector(Collector):

@@ -62,6 +62,44 @@ class UnavailableResponse(BaseModel):
     job_id: str | None = None
 
 
+class WorkerFailedResponse(BaseModel):
+    """The worker failed while reading the image (500); ``job_id`` names the failed job."""
+
+    detail: str
+    job_id: str | None = None
+
+
+class BatchRequest(BaseModel):
+    """Images as in ``POST /ocr`` (raw base64 or data URLs); ``digits`` and ``min_confidence`` apply to all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    images: list[str] = Field(min_length=1, description="Up to CAPTCHAOCR_BATCH_MAX_IMAGES images.")
+    digits: int | None = Field(
+        None, ge=MIN_DIGITS, le=MAX_DIGITS, strict=True, description="Digits in each captcha (4)."
+    )
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, strict=True, description="Refuse answers less probable."
+    )
+
+
+class BatchItem(BaseModel):
+    """One image's outcome: ``number``/``text`` when read, else ``error`` (a 422 cause of ``/ocr``,
+    ``timeout`` or ``worker_failed``) and ``detail``; ``job_id`` when a job was queued."""
+
+    number: int | None = None
+    text: str | None = None
+    confidence: float | None = None
+    error: str | None = None
+    detail: str | None = None
+    job_id: str | None = None
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItem] = Field(description="One per image, in the order sent.")
+    elapsed_ms: float
+
+
 class HealthResponse(BaseModel):
     status: str = Field(description="ok, or degraded when Redis or the workers are missing.")
     redis: bool

@@ -137,10 +137,14 @@ def _check_size(size: tuple[int, int], limits: ImageLimits) -> None:
         raise InputError(ErrorCode.IMAGE_TOO_SMALL, f"image too small: {width}x{height} pixels")
 
 
-def check_image(text: str, limits: ImageLimits) -> None:
-    """What the API checks before queueing: base64, image type and size from the header. The pixels are
-    decoded once, by the worker (which refuses a corrupt body the same way, as ``not_an_image``)."""
-    check_header(decode_base64(text, limits), limits)
+def check_image(text: str, limits: ImageLimits, min_bytes: int = 0) -> None:
+    """What the API checks before queueing: base64, image type and size from the header (and, for a
+    protocol that refuses tiny files, ``min_bytes``). The pixels are decoded once, by the worker (which
+    refuses a corrupt body the same way, as ``not_an_image``)."""
+    data = decode_base64(text, limits)
+    if len(data) < min_bytes:
+        raise InputError(ErrorCode.EMPTY_INPUT, f"the image file is {len(data)} bytes, under {min_bytes}")
+    check_header(data, limits)
 
 
 def check_header(data: bytes, limits: ImageLimits) -> None:

@@ -6,8 +6,8 @@ import fakeredis
 import pytest
 from rq.job import Job
 
-from api import anticaptcha_tasks
-from api.anticaptcha_tasks import MAX_TASK_ID, new_task_id, task_job_id
+from api.protocols.anticaptcha import tasks as anticaptcha_tasks
+from api.protocols.anticaptcha.tasks import MAX_TASK_ID, new_task_id, task_job_id
 
 
 def test_a_drawn_id_of_a_live_task_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,11 +12,12 @@ from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from rq.job import Job, JobStatus
-from rq.results import Result
 
 from api.dependencies import Services, ServicesDep
+from api.responses import body
 from api.schemas import ErrorDetail, OcrResponse, RefusalResponse, UnavailableResponse
-from shared.contract import BATCH_FUNCTION, OcrRefusal
+from shared.contract import BATCH_FUNCTION, OcrAnswer, OcrRefusal
+from shared.outcome import WorkerFailure, outcome_of
 
 router = APIRouter()
 
@@ -69,23 +70,14 @@ def _describe(services: Services, job_id: str) -> JobResponse | None:
     job, index = found
     state = _STATES.get(job.get_status(), "failed")
     result = job.latest_result() if state in ("finished", "failed") else None
-    if result is None or result.type != Result.Type.SUCCESSFUL:
-        detail = "the worker failed while reading this image" if state == "failed" else None
+    if result is None:
+        detail = WorkerFailure.detail if state == "failed" else None
         return JobResponse(job_id=job_id, status=state, detail=detail)
-    answer = result.return_value if index is None else result.return_value["results"][index]
-    if not answer.get("ok"):
-        refusal = OcrRefusal.model_validate(answer)
-        body = RefusalResponse(
-            detail=refusal.detail, error=refusal.error, confidence=refusal.confidence, job_id=job_id
-        )
-        return JobResponse(job_id=job_id, status="finished", result=body)
-    enqueued = job.enqueued_at or result.created_at
-    elapsed_ms = round((result.created_at - enqueued).total_seconds() * 1000, 2)
-    ocr = OcrResponse(
-        number=answer["number"], text=answer["text"], confidence=answer["confidence"],
-        job_id=job_id, elapsed_ms=elapsed_ms,
-    )  # fmt: skip
-    return JobResponse(job_id=job_id, status="finished", result=ocr)
+    outcome = outcome_of(result, job.id, index=index)
+    if not isinstance(outcome, OcrAnswer | OcrRefusal):
+        return JobResponse(job_id=job_id, status=state, detail=outcome.detail)
+    elapsed_ms = round((result.created_at - (job.enqueued_at or result.created_at)).total_seconds() * 1000, 2)
+    return JobResponse(job_id=job_id, status="finished", result=body(outcome, job_id, elapsed_ms))
 
 
 def _find_request(services: Services, job_id: str) -> tuple[Job, int | None] | None:

@@ -10,50 +10,21 @@ import time
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
 from rq.job import Job
-from rq.results import Result
 
 from api.admission import enqueue_admitted
 from api.dependencies import Services, ServicesDep
-from api.results import wait_for_results
-from api.schemas import ErrorDetail, InvalidRequestResponse, UnavailableResponse
-from shared.contract import MAX_DIGITS, MIN_DIGITS, InputError, OcrJob
+from api.ocr.waiting import wait_for_results
+from api.responses import batch_item
+from api.schemas import (
+    BatchItem, BatchRequest, BatchResponse, ErrorDetail, InvalidRequestResponse, UnavailableResponse,
+)  # fmt: skip
+from shared.contract import InputError, OcrJob
 from shared.imaging import check_image
+from shared.outcome import outcome_of
 from shared.queue import cancel_if_queued, enqueue_reads
 
 router = APIRouter()
-
-
-class BatchRequest(BaseModel):
-    """Images as in ``POST /ocr`` (raw base64 or data URLs); ``digits`` and ``min_confidence`` apply to all."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    images: list[str] = Field(min_length=1, description="Up to CAPTCHAOCR_BATCH_MAX_IMAGES images.")
-    digits: int | None = Field(
-        None, ge=MIN_DIGITS, le=MAX_DIGITS, strict=True, description="Digits in each captcha (4)."
-    )
-    min_confidence: float | None = Field(
-        None, ge=0, le=1, strict=True, description="Refuse answers less probable."
-    )
-
-
-class BatchItem(BaseModel):
-    """One image's outcome: ``number``/``text`` when read, else ``error`` (a 422 cause of ``/ocr``,
-    ``timeout`` or ``worker_failed``) and ``detail``; ``job_id`` when a job was queued."""
-
-    number: int | None = None
-    text: str | None = None
-    confidence: float | None = None
-    error: str | None = None
-    detail: str | None = None
-    job_id: str | None = None
-
-
-class BatchResponse(BaseModel):
-    results: list[BatchItem] = Field(description="One per image, in the order sent.")
-    elapsed_ms: float
 
 
 @router.post("/ocr/batch", response_model=BatchResponse, response_model_exclude_none=True, responses={
@@ -75,7 +46,9 @@ async def ocr_batch(body: BatchRequest, request: Request, services: ServicesDep)
         if job.id not in results:
             await run_in_threadpool(cancel_if_queued, job)
     for index, job in jobs.items():
-        items[index] = _item(job.id, results.get(job.id), services)
+        outcome = outcome_of(results.get(job.id), job.id, settings.wait_timeout_s)
+        services.metrics.observe_outcome(outcome)
+        items[index] = batch_item(outcome, job.id)
     request.state.outcome = "batch"
     return BatchResponse(results=items, elapsed_ms=round((time.perf_counter() - started) * 1000, 2))
 
@@ -88,23 +61,10 @@ def _validate_and_enqueue(body: BatchRequest, services: Services) -> tuple[list[
         try:
             check_image(image, services.limits)
         except InputError as error:
-            items[index] = BatchItem(error=error.code.value, detail=error.detail)
+            items[index] = batch_item(error.refusal(), job_id=None)
             continue
         readable[index] = OcrJob(image_base64=image, digits=body.digits, min_confidence=body.min_confidence)
     settings = services.settings
     enqueued = enqueue_admitted(services, lambda pipe: enqueue_reads(
         services.queue, list(readable.values()), settings, wait_s=settings.wait_timeout_s, pipeline=pipe))
     return items, dict(zip(readable, enqueued, strict=True))
-
-
-def _item(job_id: str, result: Result | None, services: Services) -> BatchItem:
-    if result is None:
-        detail = f"no worker answered within {services.settings.wait_timeout_s:g} s"
-        return BatchItem(error="timeout", detail=detail, job_id=job_id)
-    if result.type != Result.Type.SUCCESSFUL:
-        return BatchItem(error="worker_failed", detail="the worker failed while reading this image", job_id=job_id)
-    answer = result.return_value
-    services.metrics.observe_result(answer)
-    if not answer.get("ok"):
-        return BatchItem(error=answer["error"], detail=answer["detail"], confidence=answer.get("confidence"), job_id=job_id)
-    return BatchItem(number=answer["number"], text=answer["text"], confidence=answer["confidence"], job_id=job_id)

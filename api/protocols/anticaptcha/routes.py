@@ -18,7 +18,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
 
-from api.anticaptcha_schemas import (
+from api.admission import QueueFull
+from api.auth import key_is_accepted
+from api.body_limit import BodyTooLarge
+from api.dependencies import ServicesDep
+from api.protocols.anticaptcha.schemas import (
     AntiCaptchaError,
     AntiCaptchaFailure,
     BalanceRequest,
@@ -30,12 +34,7 @@ from api.anticaptcha_schemas import (
     TaskRequest,
     TaskResultResponse,
 )
-from api.anticaptcha_tasks import create_task, task_result
-from api.admission import QueueFull
-from api.auth import key_is_accepted
-from api.body_limit import BodyTooLarge
-from api.dependencies import ServicesDep
-from api.reports import report_incorrect
+from api.protocols.anticaptcha.tasks import create_task, report_incorrect, task_result
 from shared.settings import Settings
 
 BALANCE = 1_000_000.0  # self-hosted: reading costs nothing, so the balance never runs out

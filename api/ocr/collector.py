@@ -18,11 +18,11 @@ from typing import Any
 
 from redis.asyncio import Redis as AsyncRedis
 from rq.job import Job
-from rq.results import Result
 from starlette.concurrency import run_in_threadpool
 
-from api.results import wait_for_result
+from api.ocr.waiting import wait_for_result
 from shared.contract import OcrJob
+from shared.outcome import Outcome, Timeout, WorkerFailure, reading, request_id, returned
 from shared.rq_internals import workers_key
 from shared.worker_liveness import count_live_workers
 
@@ -98,6 +98,14 @@ class Collector:
                 return ticket.job_id, None
         return ticket.job_id, answer
 
+    async def outcome(self, job: OcrJob, timeout_s: float) -> tuple[str | None, Outcome]:
+        """:meth:`read`, in the contract's terms: ``(job id, outcome)``."""
+        try:
+            job_id, answer = await self.read(job, timeout_s)
+        except JobFailed as failed:
+            return failed.job_id, WorkerFailure(failed.job_id)
+        return job_id, Timeout(job_id, timeout_s) if answer is None else reading(answer, job_id)
+
     async def watch_workers(self) -> None:
         """Keep the live worker count fresh (one round trip a second): a dead worker stops counting within
         seconds (:mod:`shared.worker_liveness`); errors keep the last known count."""
@@ -142,23 +150,16 @@ class Collector:
         jobs = [ticket.job for ticket in tickets]
         single = len(tickets) == 1
         job = await run_in_threadpool(self.enqueue_one if single else self.enqueue_many, jobs)
-        for index, ticket in enumerate(tickets):
-            ticket.job_id = job.id if single else f"{job.id}_{index}"
+        indexes = [None] if single else list(range(len(tickets)))
+        for index, ticket in zip(indexes, tickets, strict=True):
+            ticket.job_id = request_id(job.id, index)
         timeout_s = max(ticket.deadline for ticket in tickets) - time.monotonic()
         result = await wait_for_result(self.redis, job.id, timeout_s)
         if result is None:
             await run_in_threadpool(self.cancel, job)
             return [None] * len(tickets)
-        if result.type != Result.Type.SUCCESSFUL:
-            raise JobFailed(job.id)
-        value = result.return_value
-        answers = [value] if single else (value.get("results") if isinstance(value, dict) else None)
-        if not isinstance(answers, list):
-            raise JobFailed(job.id)
-        return [
-            answer if isinstance(answer, dict) else JobFailed(ticket.job_id)
-            for answer, ticket in zip(answers, tickets, strict=False)  # a short list: _run fails the rest
-        ]
+        answers = [returned(result, job.id, index) for index in indexes]
+        return [JobFailed(item.job_id) if isinstance(item, WorkerFailure) else item for item in answers]
 
 
 def _resolve(ticket: Ticket, answer: dict[str, Any] | None | Exception) -> None:

@@ -1,4 +1,5 @@
-"""Answers a client reported as wrong: counted always, kept on disk only when the operator asks.
+"""Answers a client reported as wrong, through any protocol: counted once per job, kept on disk only
+when the operator asks.
 
 The image is never stored for this: with ``keep_reported_images`` a task's image stays in its RQ job (the
 job's arguments) for as long as its result lives, and that is where a report reads it from. The folder
@@ -13,14 +14,14 @@ from pathlib import Path
 
 from PIL import Image
 from redis import Redis
+from rq.job import Job
 
-from api.anticaptcha_schemas import AntiCaptchaError, AntiCaptchaFailure
-from api.anticaptcha_tasks import fetch_task
 from api.dependencies import Services
+from shared.contract import OcrAnswer
 from shared.imaging import decode_base64
 
 INCORRECT_REPORTS_KEY = "captchaocr:reports:incorrect_image"
-_REPORTED_KEY = "captchaocr:anticaptcha:reported:{task_id}"
+_REPORTED_KEY = "captchaocr:reports:reported:{job_id}"
 _KEPT_MARK = "_answered-"  # in the name of every kept image, and of no other file
 
 
@@ -29,12 +30,12 @@ def count_incorrect_report(redis: Redis) -> int:
     return int(redis.incr(INCORRECT_REPORTS_KEY))
 
 
-def keep_reported_image(folder: Path, task_id: int, image: bytes, answer: str, max_files: int) -> Path:
-    """Write ``<task id>_answered-<answer>.<format>`` into ``folder`` for later analysis, then delete the
+def keep_reported_image(folder: Path, name: str, image: bytes, answer: str, max_files: int) -> Path:
+    """Write ``<name>_answered-<answer>.<format>`` into ``folder`` for later analysis, then delete the
     oldest such files past ``max_files`` (other files in the folder are left alone)."""
     image_format = (Image.open(io.BytesIO(image)).format or "img").lower()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{task_id}{_KEPT_MARK}{answer}.{image_format}"
+    path = folder / f"{name}{_KEPT_MARK}{answer}.{image_format}"
     path.write_bytes(image)
     _delete_oldest(folder, max_files)
     return path
@@ -51,19 +52,15 @@ def _delete_oldest(folder: Path, max_files: int) -> None:
         path.unlink(missing_ok=True)
 
 
-def report_incorrect(services: Services, task_id: int | None) -> None:
-    """reportIncorrectImageCaptcha (runs in a thread): only an answered task can be reported, once."""
-    job = fetch_task(services, task_id)
-    result = job.latest_result()
-    answer = result.return_value if result is not None and result.type == result.Type.SUCCESSFUL else None
-    if not answer or not answer.get("ok"):
-        raise AntiCaptchaFailure(AntiCaptchaError.ERROR_NO_SUCH_CAPCHA_ID, "the task has no answer to report")
+def record_incorrect(services: Services, job: Job, answer: OcrAnswer, name: str) -> None:
+    """A client says ``answer``, the job's, is wrong (runs in a thread): counted the first time only;
+    the image is kept as ``name`` (the id the client knows the task by) when the operator enabled it."""
     settings = services.settings
-    first = services.redis.set(_REPORTED_KEY.format(task_id=task_id), 1, nx=True, ex=settings.result_ttl_s)
+    first = services.redis.set(_REPORTED_KEY.format(job_id=job.id), 1, nx=True, ex=settings.result_ttl_s)
     if not first:
         return
     count_incorrect_report(services.redis)
     if settings.keep_reported_images:
         image = decode_base64(job.kwargs["image_base64"], services.limits)
         folder, most = settings.effective_reported_images_dir, settings.reported_images_max_files
-        keep_reported_image(folder, task_id, image, answer["text"], most)
+        keep_reported_image(folder, name, image, answer.text, most)

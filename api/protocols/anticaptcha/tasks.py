@@ -1,4 +1,5 @@
-"""Anti-Captcha tasks as RQ jobs: integer task ids, the digit range a task asks for, its result.
+"""Anti-Captcha tasks as RQ jobs: integer task ids, the digit range a task asks for, its result (an
+outcome, shared/outcome.py, in the protocol's terms) and reports of a wrong one.
 
 The protocol wants integer task ids. Each is drawn at random (a counter let anyone read other clients'
 answers by counting, and reissued ids after Redis came back from an older snapshot) and the task's RQ job
@@ -12,14 +13,17 @@ import secrets
 
 from redis import Redis
 from rq.job import Job, JobStatus
-from rq.results import Result
 
 from api.admission import enqueue_admitted
-from api.anticaptcha_schemas import AntiCaptchaError, AntiCaptchaFailure, ImageToTextTask, Solution, TaskResultResponse
 from api.dependencies import Services
-from api.jobs import find_job
-from shared.contract import MAX_DIGITS, MIN_DIGITS, ErrorCode, InputError, OcrJob
-from shared.imaging import ImageLimits, check_header, decode_base64
+from api.job_lookup import find_job
+from api.protocols.anticaptcha.schemas import (
+    AntiCaptchaError, AntiCaptchaFailure, ImageToTextTask, Solution, TaskResultResponse,
+)  # fmt: skip
+from api.protocols.reports import record_incorrect
+from shared.contract import MAX_DIGITS, MIN_DIGITS, ErrorCode, InputError, OcrAnswer, OcrJob
+from shared.imaging import check_image
+from shared.outcome import outcome_of
 from shared.queue import enqueue_read
 from shared.settings import Settings
 
@@ -65,25 +69,16 @@ def digit_range(task: ImageToTextTask, settings: Settings) -> tuple[int, int | N
     return low, (high if high > low else None)
 
 
-def check_image(body: str | None, limits: ImageLimits) -> None:
-    """Refuse what no worker could read, with the protocol's size and type errors. As for ``POST /ocr``
-    only the header is read here: a body corrupt past it is the worker's ERROR_CAPTCHA_UNSOLVABLE."""
-    try:
-        data = decode_base64(body or "", limits)
-        if len(data) < MIN_FILE_BYTES:
-            raise InputError(ErrorCode.EMPTY_INPUT, f"the image file is {len(data)} bytes, under {MIN_FILE_BYTES}")
-        check_header(data, limits)
-    except InputError as error:
-        raise AntiCaptchaFailure(
-            _INPUT_ERRORS.get(error.code, AntiCaptchaError.ERROR_IMAGE_TYPE_NOT_SUPPORTED), error.detail
-        ) from error
-
-
 def create_task(services: Services, task: ImageToTextTask) -> int:
     """Validate, number and enqueue a task (runs in a thread); a queued task waits at most the result TTL."""
     settings = services.settings
     digits, max_digits = digit_range(task, settings)
-    check_image(task.body, services.limits)
+    try:  # as for POST /ocr only the header is read: a body corrupt past it is ERROR_CAPTCHA_UNSOLVABLE
+        check_image(task.body or "", services.limits, min_bytes=MIN_FILE_BYTES)
+    except InputError as error:
+        raise AntiCaptchaFailure(
+            _INPUT_ERRORS.get(error.code, AntiCaptchaError.ERROR_IMAGE_TYPE_NOT_SUPPORTED), error.detail
+        ) from error
     task_id = new_task_id(services.redis)
     job = OcrJob(image_base64=task.body or "", digits=digits, max_digits=max_digits)
     # A report of a wrong answer saves the task's image, read back from its finished job.
@@ -112,15 +107,23 @@ def task_result(services: Services, task_id: int | None) -> TaskResultResponse:
         if job_status in _WAITING:
             return TaskResultResponse(status="processing")
         raise AntiCaptchaFailure(AntiCaptchaError.ERROR_CAPTCHA_UNSOLVABLE, f"the task ended {job_status}")
-    answer = result.return_value if result.type == Result.Type.SUCCESSFUL else None
-    if not answer or not answer.get("ok"):
-        detail = answer["detail"] if answer else "the worker failed while reading this image"
-        raise AntiCaptchaFailure(AntiCaptchaError.ERROR_CAPTCHA_UNSOLVABLE, detail)
+    outcome = outcome_of(result, job.id)
+    if not isinstance(outcome, OcrAnswer):
+        raise AntiCaptchaFailure(AntiCaptchaError.ERROR_CAPTCHA_UNSOLVABLE, outcome.detail)
     return TaskResultResponse(
         status="ready",
-        solution=Solution(text=answer["text"]),
+        solution=Solution(text=outcome.text),
         cost="0",
         createTime=int(job.enqueued_at.timestamp()) if job.enqueued_at else None,
         endTime=int(result.created_at.timestamp()),
         solveCount=1,
     )
+
+
+def report_incorrect(services: Services, task_id: int | None) -> None:
+    """reportIncorrectImageCaptcha (runs in a thread): only an answered task can be reported."""
+    job = fetch_task(services, task_id)
+    answer = outcome_of(job.latest_result(), job.id)
+    if not isinstance(answer, OcrAnswer):
+        raise AntiCaptchaFailure(AntiCaptchaError.ERROR_NO_SUCH_CAPCHA_ID, "the task has no answer to report")
+    record_incorrect(services, job, answer, name=str(task_id))
