@@ -79,7 +79,7 @@ FINGERPRINTS: dict[str, dict[str, str]] = {
         "BaseWorker.__init__": "e3ed8b85f3864b20",
     },
     "workers_key": {"worker_registration.register": "757bc1c839a259c8"},
-    "shared/results.py and api's result wait": {
+    "shared/results.py and api/ocr/waiting.py": {
         "Result.get_key": "bc4968e1662dbcb2",
         "Result.restore": "1086f31b9583db57",
     },
