@@ -37,7 +37,9 @@ def forget_image(job: Job, *exc_info: object) -> bool:
 
 
 def _without_image(payload: object) -> object:
-    if isinstance(payload, dict) and isinstance(payload.get(IMAGE_FIELD), str):
+    """The payload with its image replaced by the image's length; a site's image is kept (feedback on the
+    answer makes it a labelled sample of that site while the result lives)."""
+    if isinstance(payload, dict) and isinstance(payload.get(IMAGE_FIELD), str) and not payload.get("site"):
         return {**payload, IMAGE_FIELD: f"<image removed: {len(payload[IMAGE_FIELD])} base64 characters>"}
     return payload
 
@@ -58,6 +60,12 @@ class CaptchaWorker(TunedSimpleWorker):
         # Runs for every failure, in this worker and for jobs abandoned by a dead worker that this
         # worker's registry maintenance moves to the failed registry.
         self.push_exc_handler(forget_image)
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """RQ logs a failed job's arguments (``extra``, written out under LOG_FORMAT=json) before it runs
+        the exception handlers: forget the image first, so it never reaches the log."""
+        forget_image(job)
+        super().handle_exception(job, *exc_info)
 
     def refusal_reason(self, job: Job) -> str | None:
         """Decided from what the job's hash names: nothing is imported to decide."""
