@@ -14,7 +14,7 @@ def main() -> None:
     configure_logging(settings.log_format)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port, access_log=False, log_config=None,
-        loop="uvloop", http="httptools",
+        loop="uvloop", http="httptools", ssl_certfile=settings.tls_certfile, ssl_keyfile=settings.tls_keyfile,
     )  # fmt: skip
 
 

@@ -22,6 +22,9 @@ from api.ocr import batch, route
 from api.ocr.collector import Collector
 from api.ocr.dispatch import Dispatcher
 from api.protocols.anticaptcha import routes as anticaptcha
+from api.protocols.capmonster import protocol as capmonster
+from api.protocols.capsolver import protocol as capsolver
+from api.protocols.twocaptcha import routes as twocaptcha
 from shared.imaging import ImageLimits
 from shared.connection import connect, connect_async
 from shared.queue import cancel_if_queued, make_queue
@@ -72,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router, dependencies=[RequireApiKey])
     app.include_router(job_lookup.router, dependencies=[RequireApiKey])
     app.include_router(anticaptcha.router)
+    app.include_router(capmonster.router)
+    app.include_router(capsolver.router)
+    app.include_router(twocaptcha.router)
     app.add_exception_handler(QueueFull, queue_full_response)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)

@@ -19,6 +19,7 @@ if [ "$(cat .venv/.captchaocr-stamp 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing Python dependencies into .venv"
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e ".[test,bench]"
+  .venv/bin/python -m pip install --quiet --no-deps -r tests/requirements-nodeps.txt
   echo "$want" > .venv/.captchaocr-stamp
 fi
 

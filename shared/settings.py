@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # HTTP API
     host: str = Field("127.0.0.1", description="Address the API binds.")
     port: int = Field(8000, description="Port the API listens on.")
+    tls_certfile: Path | None = Field(
+        None, description="PEM certificate (chain): with tls_keyfile set, the API speaks HTTPS on its port "
+        "(2captcha-python only speaks https://).",
+    )  # fmt: skip
+    tls_keyfile: Path | None = Field(None, description="PEM private key of tls_certfile.")
     wait_timeout_s: float = Field(10.0, gt=0, description="How long POST /ocr waits for a result: then 503.")
     max_queue_depth: int = Field(1000, ge=1, description="Jobs waiting beyond which new requests get 503 at once.")
     batch_max_images: int = Field(64, ge=1, description="Most images one POST /ocr/batch may carry.")

@@ -10,6 +10,7 @@ import base64
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -126,7 +127,11 @@ class ServiceProcess:
 class Stack:
     """Redis + W workers + the API, as separate real processes, driven over HTTP."""
 
-    def __init__(self, tmp: Path, workers: int = 1, redis_snapshots: bool = False, **settings: str) -> None:
+    def __init__(
+        self, tmp: Path, workers: int = 1, redis_snapshots: bool = False,
+        tls: tuple[Path, Path] | None = None, **settings: str,
+    ) -> None:
+        """``tls``: (certificate, key) the API serves HTTPS with; its client trusts that certificate."""
         self.tmp = tmp
         self.redis = RedisServer(snapshot_dir=tmp / "redis" if redis_snapshots else None).start()
         self.port = free_port()
@@ -137,9 +142,13 @@ class Stack:
             **PLUMBING_SETTINGS,
             **{f"CAPTCHAOCR_{key.upper()}": value for key, value in settings.items()},
         }
+        if tls:
+            self.env |= {"CAPTCHAOCR_TLS_CERTFILE": str(tls[0]), "CAPTCHAOCR_TLS_KEYFILE": str(tls[1])}
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.workers = [self.start_worker() for _ in range(workers)]
         self.api = ServiceProcess("api", self.env, tmp / "api.log")
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        verify = ssl.create_default_context(cafile=tls[0]) if tls else True
+        self.http = httpx.Client(base_url=self.base_url, timeout=30, verify=verify)
         try:
             wait_until(lambda: self.http.get("/").status_code == 200 or not workers, 60, "the API")
             wait_until(lambda: self.http.get("/").json()["workers"] == workers, 60, "the workers")

@@ -82,13 +82,17 @@ class ErrorResponse(BaseModel):
     errorDescription: str
 
 
-class CreateTaskResponse(BaseModel):
-    errorId: Literal[0] = 0
-    taskId: int
-
-
 class Solution(BaseModel):
     text: str
+
+
+class CreateTaskResponse(BaseModel):
+    """Anti-Captcha's answer is the ``taskId``; CapSolver's also holds the solution when it is read."""
+
+    errorId: Literal[0] = 0
+    taskId: int
+    status: Literal["processing", "ready"] | None = None
+    solution: Solution | None = None
 
 
 class TaskResultResponse(BaseModel):

@@ -10,6 +10,7 @@ exactly as long as RQ keeps it, which is ``result_ttl_s`` after it finished.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from redis import Redis
 from rq.job import Job, JobStatus
@@ -51,16 +52,21 @@ def new_task_id(redis: Redis) -> int:
             return task_id
 
 
-def digit_range(task: ImageToTextTask, settings: Settings) -> tuple[int, int | None]:
-    """``(digits, max_digits)`` for the job from ``minLength``/``maxLength`` (0 or null: no limit)."""
-    if task.numeric == 2 or task.math:
-        raise AntiCaptchaFailure(
-            AntiCaptchaError.ERROR_TASK_NOT_SUPPORTED, "only numeric captchas are read (numeric 2 and math are not)"
-        )
-    if not task.minLength and not task.maxLength:
+@dataclass(frozen=True)
+class JobOptions:
+    """What a protocol's task asks of the reading, in the job's terms (shared/contract.py's OcrJob)."""
+
+    digits: int | None = None
+    max_digits: int | None = None
+    min_confidence: float | None = None
+
+
+def length_range(low: int | None, high: int | None, settings: Settings) -> tuple[int, int | None]:
+    """``(digits, max_digits)`` from a task's fewest/most characters (0 or null: no limit)."""
+    if not low and not high:
         return settings.default_digits, None
-    low = max(task.minLength or MIN_DIGITS, MIN_DIGITS)
-    high = min(task.maxLength or MAX_DIGITS, MAX_DIGITS)
+    low = max(low or MIN_DIGITS, MIN_DIGITS)
+    high = min(high or MAX_DIGITS, MAX_DIGITS)
     if low > high:
         raise AntiCaptchaFailure(
             AntiCaptchaError.ERROR_TASK_NOT_SUPPORTED,
@@ -69,18 +75,32 @@ def digit_range(task: ImageToTextTask, settings: Settings) -> tuple[int, int | N
     return low, (high if high > low else None)
 
 
-def create_task(services: Services, task: ImageToTextTask) -> int:
-    """Validate, number and enqueue a task (runs in a thread); a queued task waits at most the result TTL."""
+def unsupported(description: str) -> AntiCaptchaFailure:
+    """The error of a task asking for what the service does not read (yet): letters, arithmetic."""
+    return AntiCaptchaFailure(AntiCaptchaError.ERROR_TASK_NOT_SUPPORTED, description)
+
+
+def job_options(task: ImageToTextTask, settings: Settings) -> JobOptions:
+    """Anti-Captcha's task fields as job options: the one place letters (numeric 2) and math are refused
+    until the service reads them."""
+    if task.numeric == 2 or task.math:
+        raise unsupported("only numeric captchas are read (numeric 2 and math are not)")
+    return JobOptions(*length_range(task.minLength, task.maxLength, settings))
+
+
+def create_task(services: Services, image_base64: str | None, options: JobOptions) -> int:
+    """Validate, number and enqueue a task (runs in a thread); a queued task waits at most the result TTL.
+    Every protocol's image task comes through here, whatever its fields were called."""
     settings = services.settings
-    digits, max_digits = digit_range(task, settings)
     try:  # as for POST /ocr only the header is read: a body corrupt past it is ERROR_CAPTCHA_UNSOLVABLE
-        check_image(task.body or "", services.limits, min_bytes=MIN_FILE_BYTES)
+        check_image(image_base64 or "", services.limits, min_bytes=MIN_FILE_BYTES)
     except InputError as error:
         raise AntiCaptchaFailure(
             _INPUT_ERRORS.get(error.code, AntiCaptchaError.ERROR_IMAGE_TYPE_NOT_SUPPORTED), error.detail
         ) from error
     task_id = new_task_id(services.redis)
-    job = OcrJob(image_base64=task.body or "", digits=digits, max_digits=max_digits)
+    job = OcrJob(image_base64=image_base64 or "", digits=options.digits, max_digits=options.max_digits,
+                 min_confidence=options.min_confidence)  # fmt: skip
     # A report of a wrong answer saves the task's image, read back from its finished job.
     enqueue_admitted(services, lambda pipe: [enqueue_read(
         services.queue, job, settings, wait_s=settings.result_ttl_s, job_id=task_job_id(task_id),
@@ -120,10 +140,16 @@ def task_result(services: Services, task_id: int | None) -> TaskResultResponse:
     )
 
 
-def report_incorrect(services: Services, task_id: int | None) -> None:
-    """reportIncorrectImageCaptcha (runs in a thread): only an answered task can be reported."""
+def answered_task(services: Services, task_id: int | None) -> tuple[Job, OcrAnswer]:
+    """The task's job and answer: only an answered task can be reported, right or wrong (runs in a thread)."""
     job = fetch_task(services, task_id)
     answer = outcome_of(job.latest_result(), job.id)
     if not isinstance(answer, OcrAnswer):
         raise AntiCaptchaFailure(AntiCaptchaError.ERROR_NO_SUCH_CAPCHA_ID, "the task has no answer to report")
+    return job, answer
+
+
+def report_incorrect(services: Services, task_id: int | None) -> None:
+    """reportIncorrectImageCaptcha, 2Captcha's reportbad (runs in a thread)."""
+    job, answer = answered_task(services, task_id)
     record_incorrect(services, job, answer, name=str(task_id))

@@ -1,0 +1,1 @@
+"""CapMonster Cloud's task API (capmonstercloudclient): Anti-Captcha's, with a confidence threshold."""

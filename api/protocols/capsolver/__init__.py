@@ -1,0 +1,1 @@
+"""CapSolver's task API (the capsolver client): Anti-Captcha's, answering image tasks at once."""

@@ -1,0 +1,33 @@
+"""CapSolver's ImageToTextTask on the shared task API, served under ``/capsolver``.
+
+Its client is pointed with ``CAPSOLVER_API_BASE=https://host:port/capsolver``. ``createTask`` answers an
+image task with its solution (CapSolver's clients do not poll for one when it is there); ``score`` is
+how sure an answer must be.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from api.protocols.anticaptcha.routes import TaskProtocol, task_router
+from api.protocols.anticaptcha.schemas import ImageToTextTask
+from api.protocols.anticaptcha.tasks import JobOptions, unsupported
+from shared.settings import Settings
+
+
+class CapSolverImageTask(ImageToTextTask):
+    score: float | None = Field(None, ge=0, le=1, description="Least confidence of an answer.")
+    module: str | None = Field(None, description="Ignored: one reader serves every captcha.")
+
+
+def job_options(task: CapSolverImageTask, settings: Settings) -> JobOptions:
+    """CapSolver's fields as job options: the one place its letter tasks are refused for now. Its image
+    task has no length fields: the service's default digits are read."""
+    if task.numeric == 2 or task.math:
+        raise unsupported("only numbers are read (not letters, not math)")
+    return JobOptions(min_confidence=task.score)
+
+
+CAPSOLVER = TaskProtocol(prefix="/capsolver", tag="CapSolver task API", task=CapSolverImageTask,
+                         options=job_options, answer_at_once=True)  # fmt: skip
+router = task_router(CAPSOLVER)

@@ -1,0 +1,251 @@
+"""2Captcha, CapMonster Cloud and CapSolver clients from PyPI, unmodified, against the running service over
+HTTPS with a certificate made here: a captcha solved, a refusal as the client's own error, a report
+counted once, a wrong key refused, a balance read; and hostile files refused in each protocol's terms.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from redis import Redis
+
+from api.protocols.reports import INCORRECT_REPORTS_KEY
+from testbed.support import PROJECT_ROOT, Stack
+from tests import hostile_images
+from tests.prerequisites import corpus_images
+
+pytestmark = pytest.mark.slow  # starts real processes
+
+KEY = "crawler-key"
+SVG = corpus_images("npm_svg_captcha", 6)
+# A valid image with nothing to read (unsolvable), as BMP: a blank PNG is under the protocols' 100 bytes.
+WHITE = hostile_images.saved(Image.new("RGB", (160, 60), "white"), "BMP")
+# A few of the files /ocr refuses (test_hostile_files.py has them all): each protocol's error, never a 5xx.
+HOSTILE = {
+    "empty": b"",
+    "not an image": b"hello, this is plain text and not any image at all " * 4,
+    "tiff": hostile_images.every_format(Image.new("RGB", (60, 30), "white"))["TIFF"],
+    "png bomb": hostile_images.png_claiming(60000, 60000),
+    "truncated png": hostile_images.saved(Image.new("RGB", (160, 60), "gray"), "PNG")[:60],
+}
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost, as the README tells an operator to make."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("protocols")
+    certificate = make_certificate(tmp)
+    running = Stack(tmp, workers=2, tls=certificate, api_keys=f"other-key,{KEY}", result_ttl_s="120")
+    yield running
+    running.close()
+
+
+def run_client(stack: Stack, client: str, call: str, key: str = KEY, **args: Any) -> dict[str, Any]:
+    """Run one client call in a process of its own, configured as a crawler would: by environment."""
+    cert = stack.env["CAPTCHAOCR_TLS_CERTFILE"]
+    servers = {"2captcha": f"127.0.0.1:{stack.port}", "capmonster": f"{stack.base_url}/capmonster"}
+    env = {**os.environ, "REQUESTS_CA_BUNDLE": cert, "SSL_CERT_FILE": cert, "CLIENT_KEY": key,
+           "SERVER": servers.get(client, ""), "CAPSOLVER_API_BASE": f"{stack.base_url}/capsolver",
+           "CAPSOLVER_API_KEY": key}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.protocol_clients", client, call, json.dumps(args)],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def ocr_text(stack: Stack, image: str) -> str:
+    """What POST /ocr reads in the image: every protocol must answer the same."""
+    response = stack.http.post("/ocr", json={"image_base64": image}, headers={"X-API-Key": KEY})
+    assert response.status_code == 200, response.text
+    return response.json()["text"]
+
+
+def reports(stack: Stack) -> int:
+    return int(Redis.from_url(stack.redis.url).get(INCORRECT_REPORTS_KEY) or 0)
+
+
+def test_plain_http_is_refused_when_tls_is_on(stack: Stack) -> None:
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://127.0.0.1:{stack.port}/", timeout=5)
+
+
+# 2Captcha: 2captcha-python 2.1.2
+
+
+def test_2captcha_solves_a_file_and_base64(stack: Stack, tmp_path: Path) -> None:
+    _label, image = SVG[0]
+    path = tmp_path / "captcha.png"
+    path.write_bytes(base64.b64decode(image))
+    expected = ocr_text(stack, image)
+    by_file = run_client(stack, "2captcha", "normal", file=str(path))  # method=post
+    by_base64 = run_client(stack, "2captcha", "normal", file=image, numeric=1, minLen=len(expected),
+                           maxLen=len(expected))  # fmt: skip
+    assert by_file["value"]["code"] == by_base64["value"]["code"] == expected
+    assert by_file["value"]["captchaId"].isdigit()
+
+
+def test_2captcha_unsolvable_report_key_and_balance(stack: Stack) -> None:
+    white = base64.b64encode(WHITE).decode()
+    assert run_client(stack, "2captcha", "normal", file=white) == {
+        "error": "ApiException", "message": "ERROR_CAPTCHA_UNSOLVABLE"
+    }  # fmt: skip
+    letters = run_client(stack, "2captcha", "normal", file=SVG[1][1], numeric=2)
+    assert letters["message"] == "ERROR_BAD_PARAMETERS"
+    task_id = run_client(stack, "2captcha", "normal", file=SVG[1][1])["value"]["captchaId"]
+    before = reports(stack)
+    for _ in range(2):
+        reported = run_client(stack, "2captcha", "report", id=task_id, correct=False)
+        assert reported["value"] == "OK_REPORT_RECORDED"
+    assert run_client(stack, "2captcha", "report", id=task_id, correct=True)["value"] == "OK_REPORT_RECORDED"
+    assert reports(stack) == before + 1  # once per task, however often reported
+    unknown = run_client(stack, "2captcha", "report", id="12345", correct=False)
+    assert unknown["message"] == "ERROR_WRONG_CAPTCHA_ID"
+    wrong_key = run_client(stack, "2captcha", "normal", key="wrong", file=SVG[1][1])
+    assert wrong_key["message"] == "ERROR_WRONG_USER_KEY"
+    assert run_client(stack, "2captcha", "balance", key="wrong")["message"] == "ERROR_WRONG_USER_KEY"
+    assert run_client(stack, "2captcha", "balance")["value"] == 1_000_000.0
+
+
+def test_2captcha_json_answers(stack: Stack) -> None:
+    _label, image = SVG[2]
+    form = {"key": KEY, "method": "base64", "body": image, "json": "1"}
+    created = stack.http.post("/in.php", data=form).json()
+    assert created["status"] == 1
+    answer = {"status": 0, "request": "CAPCHA_NOT_READY"}
+    while answer["request"] == "CAPCHA_NOT_READY":
+        params = {"key": KEY, "action": "get", "id": created["request"], "json": "1"}
+        answer = stack.http.get("/res.php", params=params).json()
+    assert answer == {"status": 1, "request": ocr_text(stack, image)}
+    wrong = stack.http.get("/res.php", params={"key": "wrong", "action": "getbalance", "json": "1"}).json()
+    assert (wrong["status"], wrong["request"]) == (0, "ERROR_WRONG_USER_KEY")
+
+
+# CapMonster Cloud: capmonstercloudclient 4.3.1
+
+
+def test_capmonster_solves_and_its_threshold_refuses(stack: Stack) -> None:
+    _label, image = SVG[3]
+    solved = run_client(stack, "capmonster", "solve", image=image, numeric=1)
+    assert solved == {"value": {"text": ocr_text(stack, image)}}
+    strict = run_client(stack, "capmonster", "solve", image=base64.b64encode(WHITE).decode(), threshold=90)
+    assert strict["error"] == "GetResultError" and "ERROR_CAPTCHA_UNSOLVABLE" in strict["message"]
+    refused = run_client(stack, "capmonster", "solve", image=image, math=True)
+    assert refused["error"] == "GetTaskError" and "ERROR_TASK_NOT_SUPPORTED" in refused["message"]
+
+
+def test_capmonster_threshold_is_the_jobs_min_confidence(stack: Stack) -> None:
+    """The same image at threshold 0 is answered and at 100 refused: the threshold reached the worker."""
+    _label, image = SVG[4]
+    body = {"clientKey": KEY, "softId": 55, "callbackUrl": None, "languagePool": "en"}
+    answers = []
+    for threshold in (0, 100):
+        task = {"type": "ImageToTextTask", "body": image, "recognizingThreshold": threshold, "Case": True}
+        task_id = stack.http.post("/capmonster/createTask", json={**body, "task": task}).json()["taskId"]
+        answer = {"status": "processing"}
+        while answer.get("status") == "processing":
+            poll = {"clientKey": KEY, "taskId": task_id}
+            answer = stack.http.post("/capmonster/getTaskResult", json=poll).json()
+        answers.append(answer.get("errorCode", "solved"))
+    assert answers == ["solved", "ERROR_CAPTCHA_UNSOLVABLE"]
+
+
+def test_capmonster_report_key_and_balance(stack: Stack) -> None:
+    """capmonstercloudclient has no report call: the report is the API's own method, over HTTPS."""
+    _label, image = SVG[5]
+    task = {"type": "ImageToTextTask", "body": image}
+    created = stack.http.post("/capmonster/createTask", json={"clientKey": KEY, "task": task}).json()
+    task_id = created["taskId"]
+    assert run_client(stack, "capmonster", "solve", image=image)["value"]["text"]
+    while stack.http.post("/capmonster/getTaskResult", json={"clientKey": KEY, "taskId": task_id}).json().get(
+        "status") == "processing":  # fmt: skip
+        pass
+    before = reports(stack)
+    report = {"clientKey": KEY, "taskId": task_id}
+    for _ in range(2):
+        answer = stack.http.post("/capmonster/reportIncorrectImageCaptcha", json=report).json()
+        assert answer["status"] == "success"
+    assert reports(stack) == before + 1
+    wrong = run_client(stack, "capmonster", "solve", key="wrong", image=image)
+    assert wrong["error"] == "GetTaskError" and "ERROR_KEY_DOES_NOT_EXIST" in wrong["message"]
+    assert run_client(stack, "capmonster", "balance", key="wrong")["error"] == "GetBalanceError"
+    assert run_client(stack, "capmonster", "balance")["value"]["balance"] == 1_000_000.0
+
+
+# CapSolver: capsolver 1.0.7
+
+
+def test_capsolver_answers_in_create_task(stack: Stack) -> None:
+    _label, image = SVG[0]
+    solved = run_client(stack, "capsolver", "solve", body=image, score=0.5)
+    assert solved == {"value": {"text": ocr_text(stack, image)}}
+    answer = stack.http.post("/capsolver/createTask", json={"clientKey": KEY, "task": {
+        "type": "ImageToTextTask", "body": image, "module": "common"}}).json()  # fmt: skip
+    assert answer["status"] == "ready" and answer["solution"]["text"] == ocr_text(stack, image)
+
+
+def test_capsolver_refusal_key_and_balance(stack: Stack) -> None:
+    refused = run_client(stack, "capsolver", "solve", body=SVG[0][1], score=1.0)
+    assert refused["error"] == "UnknownError" and "confidence" in refused["message"]
+    unsolvable = stack.http.post("/capsolver/createTask", json={"clientKey": KEY, "task": {
+        "type": "ImageToTextTask", "body": base64.b64encode(WHITE).decode()}}).json()  # fmt: skip
+    assert unsolvable["errorCode"] == "ERROR_CAPTCHA_UNSOLVABLE"
+    assert run_client(stack, "capsolver", "solve", key="wrong", body=SVG[0][1])["error"] == "UnknownError"
+    assert run_client(stack, "capsolver", "balance")["value"]["balance"] == 1_000_000.0
+
+
+# Hostile input
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_files_get_each_protocols_error(stack: Stack, name: str) -> None:
+    data = HOSTILE[name]
+    image = base64.b64encode(data).decode()
+    files = {"file": ("captcha.png", data, "image/png")}
+    posted = stack.http.post("/in.php", data={"key": KEY, "method": "post"}, files=files)
+    as_base64 = stack.http.post("/in.php", data={"key": KEY, "method": "base64", "body": image})
+    for answer in (posted, as_base64):
+        assert answer.status_code == 200 and answer.text.startswith("ERROR_"), (name, answer.text)
+    for prefix in ("/capmonster", "/capsolver"):
+        task = {"type": "ImageToTextTask", "body": image}
+        answer = stack.http.post(f"{prefix}/createTask", json={"clientKey": KEY, "task": task})
+        assert answer.status_code == 200 and answer.json()["errorId"] > 0, (name, prefix, answer.text)
+
+
+def test_malformed_requests_get_each_protocols_error(stack: Stack) -> None:
+    too_big = b"0" * (5 * 1024 * 1024)  # over the default max_body_bytes
+    answers = [
+        stack.http.post("/in.php", content=b"\xff\xfe", headers={"Content-Type": "multipart/form-data"}),
+        stack.http.post("/in.php", data={"key": KEY, "method": "base64", "body": "x", "numeric": "many"}),
+        stack.http.post("/in.php", files={"file": ("a.png", too_big)}, data={"key": KEY, "method": "post"}),
+        stack.http.get("/res.php", params={"key": KEY, "action": "get", "id": "not-a-number"}),
+        stack.http.get("/res.php", params={"key": KEY, "action": "launch"}),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200 and answer.text.startswith("ERROR_"), answer.text
+    for prefix in ("/capmonster", "/capsolver"):
+        task = {"type": "ImageToTextTask", "recognizingThreshold": 500, "score": 5}
+        for body in (b"[", json.dumps({"clientKey": KEY, "task": task}).encode()):
+            answer = stack.http.post(f"{prefix}/createTask", content=body)
+            assert answer.status_code == 200 and answer.json()["errorId"] > 0, answer.text
