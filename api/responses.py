@@ -25,7 +25,7 @@ def body(outcome: Outcome, job_id: str | None, elapsed_ms: float) -> BaseModel:
     match outcome:
         case OcrAnswer():
             return OcrResponse(number=outcome.number, text=outcome.text, confidence=outcome.confidence,
-                               job_id=job_id, elapsed_ms=elapsed_ms)  # fmt: skip
+                               alternatives=outcome.alternatives, job_id=job_id, elapsed_ms=elapsed_ms)
         case OcrRefusal():
             return RefusalResponse(detail=outcome.detail, error=outcome.error, confidence=outcome.confidence,
                                    job_id=job_id)  # fmt: skip
@@ -47,7 +47,7 @@ def batch_item(outcome: Outcome, job_id: str | None) -> BatchItem:
     match outcome:
         case OcrAnswer():
             return BatchItem(number=outcome.number, text=outcome.text, confidence=outcome.confidence,
-                             job_id=job_id)  # fmt: skip
+                             alternatives=outcome.alternatives, job_id=job_id)  # fmt: skip
         case OcrRefusal():
             return BatchItem(error=outcome.error.value, detail=outcome.detail, confidence=outcome.confidence,
                              job_id=job_id)  # fmt: skip

@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from shared.contract import MAX_DIGITS, MIN_DIGITS, ErrorCode, OcrJob
+from shared.contract import (
+    MAX_ALTERNATIVES, MAX_DIGITS, MIN_DIGITS, Alternative, ErrorCode, LengthRange, OcrJob,
+)  # fmt: skip
 
 
-class OcrRequest(BaseModel):
+class ReadingFields(BaseModel):
+    """What to read, on every way in: the fields of shared/contract.py's OcrJob of the same names (strict:
+    a JSON value of the right type only; the job checks how they combine)."""
+
+    charset: str | None = Field(
+        None, strict=True, max_length=62, description="digits (default), letters, alnum, lower, upper, or "
+        "the allowed characters themselves (digits and ASCII letters).",
+    )  # fmt: skip
+    case: bool | None = Field(
+        None, strict=True, description="Tell upper from lower case (default: ignore it)."
+    )
+    length: StrictInt | LengthRange | None = Field(
+        None, description="Characters in the captcha (1-8), or {min, max} when it varies.",
+    )  # fmt: skip
+    math: bool | None = Field(
+        None, strict=True, description="Read an arithmetic expression and answer its value."
+    )
+    alternatives: int | None = Field(
+        None, ge=1, le=MAX_ALTERNATIVES, strict=True, description="Also return the k most probable answers."
+    )
+
+    def reading(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in ReadingFields.model_fields}
+
+
+class OcrRequest(ReadingFields):
     """One captcha: base64 in ``image_base64`` (or the legacy ``text``), raw or as a data URL."""
 
     model_config = ConfigDict(
@@ -29,19 +56,25 @@ class OcrRequest(BaseModel):
     def _exactly_one_image(self) -> OcrRequest:
         if (self.image_base64 is None) == (self.text is None):
             raise ValueError("send the image in exactly one of 'image_base64' or 'text'")
+        self.to_job()  # the job's checks of how the fields combine (a 422 here, never in the route)
         return self
 
     def to_job(self) -> OcrJob:
         image = self.image_base64 if self.image_base64 is not None else self.text
-        return OcrJob(image_base64=image or "", digits=self.digits, min_confidence=self.min_confidence)
+        return OcrJob(image_base64=image or "", digits=self.digits, min_confidence=self.min_confidence,
+                      **self.reading())
 
 
 class OcrResponse(BaseModel):
     """A captcha read with confidence."""
 
-    number: int = Field(description="The digits as an integer (leading zeros are in text).")
+    number: int | None = Field(
+        None, description="The answer as an integer when it is all digits (leading zeros are in text)."
+    )
     text: str
     confidence: float
+    alternatives: list[Alternative] | None = Field(None, description="With alternatives: k, the k most "
+                                                   "probable answers, best (the answer) first.")
     job_id: str
     elapsed_ms: float = Field(description="Time from request to answer inside the API.")
 
@@ -69,7 +102,7 @@ class WorkerFailedResponse(BaseModel):
     job_id: str | None = None
 
 
-class BatchRequest(BaseModel):
+class BatchRequest(ReadingFields):
     """Images as in ``POST /ocr`` (raw base64 or data URLs); ``digits`` and ``min_confidence`` apply to all."""
 
     model_config = ConfigDict(extra="forbid")
@@ -82,6 +115,11 @@ class BatchRequest(BaseModel):
         None, ge=0, le=1, strict=True, description="Refuse answers less probable."
     )
 
+    @model_validator(mode="after")
+    def _combined(self) -> BatchRequest:
+        OcrJob(image_base64="", digits=self.digits, **self.reading())  # the job's checks, as a 422
+        return self
+
 
 class BatchItem(BaseModel):
     """One image's outcome: ``number``/``text`` when read, else ``error`` (a 422 cause of ``/ocr``,
@@ -90,6 +128,7 @@ class BatchItem(BaseModel):
     number: int | None = None
     text: str | None = None
     confidence: float | None = None
+    alternatives: list[Alternative] | None = None
     error: str | None = None
     detail: str | None = None
     job_id: str | None = None

@@ -48,7 +48,9 @@ def forward_probabilities(probs: np.ndarray, candidates: np.ndarray) -> np.ndarr
         return np.exp(np.log(end) + log_scale)
 
 
-def decode_fixed_length(probs: np.ndarray, length: int, beam: int = 16) -> tuple[list[int], float]:
+def decode_fixed_length(
+    probs: np.ndarray, length: int, beam: int = 16, allowed: np.ndarray | None = None
+) -> tuple[list[int], float]:
     """Best class sequence of exactly `length` non-blank symbols, and its probability.
 
     `probs` is (T, C) with column 0 the CTC blank and the rows summing to 1 (or
@@ -66,18 +68,34 @@ def decode_fixed_length(probs: np.ndarray, length: int, beam: int = 16) -> tuple
     reading gets (e.g. more digits asked for than drawn), is searched again
     over every frame.
     """
+    found = decode_candidates(probs, length, beam, allowed)
+    return found[0] if found else ([], 0.0)
+
+
+def decode_candidates(
+    probs: np.ndarray, length: int, beam: int = 16, allowed: np.ndarray | None = None, top: int = 1
+) -> list[tuple[list[int], float]]:
+    """The `top` most probable sequences of exactly `length` symbols, best first (see
+    :func:`decode_fixed_length`). `allowed`, a (length, C) bool array, says which classes each position
+    may hold: a shape such as "digit, operator, digit" is searched, not filtered after the search."""
     steps, classes = probs.shape
     if length < 1 or steps < length:
-        return [], 0.0
+        return []
     greedy = _best_path(probs)
-    if len(greedy) == length:
+    if top == 1 and len(greedy) == length and _fits(greedy, allowed):
         probability = forward_probability(probs, greedy)
         if probability > 0.5:  # the strings' probabilities sum to at most 1: no other can be higher
-            return greedy, probability
-    found = _beam_search(probs, length, beam, skip_sure_blanks=True)
-    if found[1] < EXACT_SEARCH_BELOW:
-        found = max(found, _beam_search(probs, length, beam, skip_sure_blanks=False), key=lambda f: f[1])
-    return found
+            return [(greedy, probability)]
+    found = _beam_search(probs, length, beam, skip_sure_blanks=True, allowed=allowed)
+    if not found or found[0][1] < EXACT_SEARCH_BELOW:
+        again = _beam_search(probs, length, beam, skip_sure_blanks=False, allowed=allowed)
+        seen = {tuple(labels) for labels, _ in found}
+        found = sorted(found + [f for f in again if tuple(f[0]) not in seen], key=lambda f: -f[1])
+    return found[:top]
+
+
+def _fits(labels: list[int], allowed: np.ndarray | None) -> bool:
+    return allowed is None or bool(allowed[np.arange(len(labels)), labels].all())
 
 
 def _best_path(probs: np.ndarray) -> list[int]:
@@ -87,8 +105,11 @@ def _best_path(probs: np.ndarray) -> list[int]:
     return [int(label) for label in merged if label != BLANK]
 
 
-def _beam_search(probs: np.ndarray, length: int, beam: int, skip_sure_blanks: bool) -> tuple[list[int], float]:
-    """One prefix beam search (see :func:`decode_fixed_length`), optionally passing over sure blanks."""
+def _beam_search(
+    probs: np.ndarray, length: int, beam: int, skip_sure_blanks: bool, allowed: np.ndarray | None = None
+) -> list[tuple[list[int], float]]:
+    """One prefix beam search (see :func:`decode_fixed_length`), optionally passing over sure blanks:
+    every complete string it kept, rescored exactly, best first."""
     steps, classes = probs.shape
     syms = np.arange(1, classes)  # prefix keys are base-`classes` numbers of symbols >= 1
     keys = np.zeros(1, dtype=np.int64)   # the empty prefix
@@ -114,6 +135,9 @@ def _beam_search(probs: np.ndarray, length: int, beam: int, skip_sure_blanks: bo
         grow = np.flatnonzero(lens < length)
         src = np.repeat(grow, syms.size)
         sym = np.tile(syms, grow.size)
+        if allowed is not None:  # each position holds only its allowed classes
+            fits = allowed[lens[src], sym]
+            src, sym = src[fits], sym[fits]
         ext_p = np.where(sym == last[src], p_blank[src], p_all[src]) * row[sym]
         ext_keys = keys[src] * classes + sym
         # An extension may equal a prefix already in the beam: merge it there.
@@ -133,7 +157,7 @@ def _beam_search(probs: np.ndarray, length: int, beam: int, skip_sure_blanks: bo
         keep = np.argsort(-total, kind="stable")[:beam]
         keep = keep[total[keep] > 0.0]
         if keep.size == 0:
-            return [], 0.0
+            return []
         keys, lens, last = keys[keep], lens[keep], last[keep]
         p_blank, p_sym = p_blank[keep], p_sym[keep]
         # Rescale so long lattices do not underflow (only the ranking matters here).
@@ -141,12 +165,12 @@ def _beam_search(probs: np.ndarray, length: int, beam: int, skip_sure_blanks: bo
         p_blank, p_sym = p_blank / norm, p_sym / norm
     complete = np.flatnonzero(lens == length)
     if complete.size == 0:
-        return [], 0.0
+        return []
     # The beam under-counts a prefix whose paths were pruned earlier: rescore exactly.
     candidates = np.zeros((complete.size, length), dtype=np.int64)
     codes = keys[complete].copy()
     for position in range(length - 1, -1, -1):
         codes, candidates[:, position] = np.divmod(codes, classes)
     scores = forward_probabilities(probs, candidates)
-    best = int(np.argmax(scores))
-    return [int(label) for label in candidates[best]], float(scores[best])
+    order = np.argsort(-scores, kind="stable")
+    return [([int(label) for label in candidates[i]], float(scores[i])) for i in order if scores[i] > 0.0]

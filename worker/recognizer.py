@@ -1,15 +1,17 @@
-"""Read N-digit numeric captchas with the OCR models shipped in the ddddocr wheel (and our own).
+"""Read captchas with the OCR models shipped in the ddddocr wheel (and our own).
 
 One Recognizer per process: it loads the ONNX sessions once. Each reading runs
 the first model on the first look (standard view, with a margin) and decodes the
-most probable string of exactly N digits; only when that reading is unsure does it
-spend time on other looks and models, keeping the answer they agree on best.
+most probable string of exactly N characters of the alphabet asked for (N digits by
+default), or of one of the shapes asked for (an arithmetic expression); only when that
+reading is unsure does it spend time on other looks and models, keeping the answer
+they agree on best.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,24 +19,21 @@ import onnxruntime as ort
 from PIL import Image
 
 from shared.settings import Settings
-from worker.ctc import decode_fixed_length, forward_probabilities
+from worker.charsets import CHARACTER_COLUMNS, DIGIT_ALPHABET, Alphabet
+from worker.ctc import decode_candidates, forward_probabilities
 from worker.normalise import NARROW_STRETCH, VIEWS, Look, prepare
 
-DIGITS = "0123456789"
 BEAM = 32  # prefix beam width: 16 -> 32 reads 0.3% more images right for +0.2 ms
-# Model file stem -> output columns of the CTC blank and of "0".."9" in the model's charset
-# (ddddocr 1.6.1's CharsetManager; tests/unit/test_model_columns.py checks them against it). Pinned
-# so workers never import ddddocr itself, which loads OpenCV: about 18 MB per worker for nothing.
-MODEL_COLUMNS = {
-    "common_old": (0, 6749, 4410, 78, 7721, 5806, 6977, 5961, 409, 6979, 2879),
-    "common": (0, 4733, 4018, 2851, 309, 3606, 5223, 13, 6794, 4919, 4725),
-}
 
 
 # Models trained by this project (training/), shipped in worker/models/: their output is already the
 # probabilities of blank and "0".."9", in that order.
 OWN_MODELS = {"digits_crnn": Path(__file__).resolve().parent / "models" / "digits_crnn.onnx"}
-KNOWN_MODELS = (*MODEL_COLUMNS, *OWN_MODELS)
+KNOWN_MODELS = (*CHARACTER_COLUMNS, *OWN_MODELS)
+# The models that read letters and arithmetic (ours reads digits only): two of ddddocr's, so that their
+# agreement can confirm a reading as it does for digits. Measured on ../shared/corpus_alnum (100 images per
+# folder): 0.543 mean accuracy with both, common_old alone about 0.47.
+TEXT_MODELS = ("common_old", "common")
 
 # Every model's first look keeps some of the image's own margin around the content.
 FIRST_LOOK = Look("standard")
@@ -60,13 +59,26 @@ def model_path(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / f"{name}.onnx"
 
 
+def decode(
+    probabilities: np.ndarray, length: int, alphabet: Alphabet = DIGIT_ALPHABET,
+    shapes: tuple[np.ndarray, ...] = (), top: int = 1,
+) -> list[tuple[str, float]]:
+    """The `top` most probable strings in a (T, classes + 1) output, best first: of exactly `length`
+    characters, or, given `shapes` ((length, classes + 1) masks of what each position may hold), of any
+    of those shapes. Empty when the output cannot hold any."""
+    found: list[tuple[list[int], float]] = []
+    for allowed in shapes or (None,):
+        size = length if allowed is None else allowed.shape[0]
+        found += decode_candidates(probabilities, size, BEAM, allowed, top)
+    found.sort(key=lambda item: -item[1])
+    return [("".join(alphabet.symbols[label - 1] for label in labels), p) for labels, p in found[:top]]
+
+
 def decode_digits(probabilities: np.ndarray, digits: int) -> tuple[str, float]:
     """The most probable string of exactly `digits` digits in a (T, 11) output and its probability;
     ("", 0.0) when the output cannot hold that many."""
-    labels, probability = decode_fixed_length(probabilities, digits, beam=BEAM)
-    if len(labels) != digits:
-        return "", 0.0
-    return "".join(DIGITS[label - 1] for label in labels), probability
+    found = decode(probabilities, digits)
+    return found[0] if found else ("", 0.0)
 
 
 @dataclass(frozen=True)
@@ -78,10 +90,11 @@ class Candidate:
     confidence: float
     model: str = ""
     normalisation: str = ""
+    alternatives: tuple[tuple[str, float], ...] = ()  # the next most probable strings, when asked for
 
 
 class Model:
-    """One ONNX session plus the charset columns of blank and the ten digits."""
+    """One ONNX session; it reads any :class:`Alphabet` its charset holds (our own: the digits only)."""
 
     def __init__(self, name: str, ort_threads: int) -> None:
         options = ort.SessionOptions()
@@ -92,29 +105,45 @@ class Model:
         self.session = ort.InferenceSession(str(model_path(name)), sess_options=options,
                                             providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        self.columns = np.array(MODEL_COLUMNS[name]) if name in MODEL_COLUMNS else None
-        self.retry_looks = DDDDOCR_RETRY_LOOKS if self.columns is not None else OWN_LOOKS
+        self.own = name in OWN_MODELS
+        self.retry_looks = OWN_LOOKS if self.own else DDDDOCR_RETRY_LOOKS
+
+    def reads(self, alphabet: Alphabet) -> bool:
+        return not self.own or alphabet.is_digits()
 
     def digit_probabilities(self, batch: np.ndarray) -> np.ndarray:
         """(T, 11) probabilities of blank + digits, renormalised over those classes only."""
+        return self.probabilities(batch, DIGIT_ALPHABET)
+
+    def probabilities(self, batch: np.ndarray, alphabet: Alphabet) -> np.ndarray:
+        """(T, classes + 1) probabilities of blank + the alphabet's classes, renormalised over the
+        characters of those classes only; a class's probability is the sum of its characters'."""
         output = self.session.run(None, {self.input_name: batch})[0]
-        if self.columns is None:  # our own model: (1, T, 11) probabilities already
+        if self.own:  # our own model: (1, T, 11) probabilities already
             probabilities = output[0].astype(np.float64)
             return probabilities / probabilities.sum(axis=1, keepdims=True)
         logits = output[:, 0, :] if output.shape[1] == 1 else output[0]
-        chosen = logits[:, self.columns].astype(np.float64)
+        columns, owners = alphabet.columns(self.name)
+        chosen = logits[:, columns].astype(np.float64)
         chosen = np.exp(chosen - chosen.max(axis=1, keepdims=True))
-        return chosen / chosen.sum(axis=1, keepdims=True)
+        chosen /= chosen.sum(axis=1, keepdims=True)
+        if owners.size == len(alphabet.classes) + 1:  # one character per class: nothing to merge
+            return chosen
+        merged = np.zeros((chosen.shape[0], len(alphabet.classes) + 1))
+        np.add.at(merged.T, owners, chosen.T)
+        return merged
 
 
 class Recognizer:
-    """Reads digit captchas; meant as one per worker process (sessions load once).
+    """Reads captchas; meant as one per worker process (sessions load once).
 
     Workers pass `Settings.models` (common_old, then our digits_crnn as a second opinion); the
     argument's default, common_old alone, is the recognizer before our model. Measured on the corpus:
     ddddocr's "common" adds about one point of accuracy, no answered-rate, ~70 MB of RSS and doubles
     the retry cost. Retry thresholds on cached readings: 0.5 -> 0.795, 0.7 -> 0.804, 0.8 -> 0.804,
     0.9 -> 0.802, every image -> 0.800 (a retry can replace a right first reading with a wrong one).
+    Letters and arithmetic are read by TEXT_MODELS, loaded on the first such reading so that a
+    digits-only worker never pays for them.
     """
 
     def __init__(self, models: tuple[str, ...] = ("common_old",), ort_threads: int = 1,
@@ -122,7 +151,9 @@ class Recognizer:
         unknown = [m for m in models if m not in KNOWN_MODELS]
         if not models or unknown:
             raise ValueError(f"models must be a non-empty subset of {sorted(KNOWN_MODELS)}")
+        self.ort_threads = ort_threads
         self.models = [Model(name, ort_threads) for name in models]
+        self.text_models: list[Model] = []
         self.retry_below = retry_below
         self.confirm_below = confirm_below
 
@@ -130,8 +161,22 @@ class Recognizer:
     def from_settings(cls, settings: Settings) -> Recognizer:
         return cls(settings.models, settings.ort_threads, settings.retry_below, settings.confirm_below)
 
-    def recognize(self, image: Image.Image, digits: int = 4) -> Candidate:
-        """The most probable string of exactly `digits` digits, with its probability ("" when none fits).
+    def models_for(self, alphabet: Alphabet) -> list[Model]:
+        """The models that read `alphabet`: the digit models for digits, else the text models."""
+        if alphabet.is_digits():
+            return self.models
+        if not self.text_models:
+            loaded = {model.name: model for model in self.models}
+            self.text_models = [loaded.get(name) or Model(name, self.ort_threads) for name in TEXT_MODELS]
+        return self.text_models
+
+    def recognize(
+        self, image: Image.Image, digits: int = 4, alphabet: Alphabet = DIGIT_ALPHABET,
+        shapes: tuple[np.ndarray, ...] = (), alternatives: int = 1,
+    ) -> Candidate:
+        """The most probable string of exactly `digits` characters of `alphabet` (or, given `shapes`, of
+        one of those shapes; `digits` then only sizes the model input), with its probability ("" when
+        none fits), and with `alternatives` > 1 the next most probable strings after it.
 
         1. The first model reads the first look; at or above `confirm_below` that is the answer.
         2. Otherwise the other models read the same look: if each finds the same string, that is the
@@ -142,6 +187,7 @@ class Recognizer:
         """
         if not 1 <= digits <= 8:
             raise ValueError("digits must be between 1 and 8")
+        models = self.models_for(alphabet)
         page = prepare(image)
         inputs: dict[Look, np.ndarray] = {}  # each look's model input, shared by the models
         lattices: dict[tuple[int, Look], np.ndarray] = {}
@@ -150,39 +196,44 @@ class Recognizer:
             if look not in inputs:
                 inputs[look] = page.model_input(look, digits)
             if (index, look) not in lattices:
-                lattices[index, look] = self.models[index].digit_probabilities(inputs[look])
+                lattices[index, look] = models[index].probabilities(inputs[look], alphabet)
             return lattices[index, look]
 
         bests: dict[tuple[int, Look], tuple[str, float]] = {}  # decoded once: the retry reuses them
 
         def best(index: int, look: Look) -> tuple[str, float]:
             if (index, look) not in bests:
-                bests[index, look] = decode_digits(lattice(index, look), digits)
+                found = decode(lattice(index, look), digits, alphabet, shapes)
+                bests[index, look] = found[0] if found else ("", 0.0)
             return bests[index, look]
 
-        first_model = self.models[0]
+        def answer(candidate: Candidate) -> Candidate:
+            if alternatives <= 1:
+                return candidate
+            found = decode(lattice(0, FIRST_LOOK), digits, alphabet, shapes, top=alternatives)
+            others = tuple((text, round(p, 4)) for text, p in found if text != candidate.text)
+            return replace(candidate, alternatives=others[: alternatives - 1])
+
+        names = "+".join(model.name for model in models)
         text, probability = best(0, FIRST_LOOK)
-        alone = Candidate(text, min(probability, 1.0), first_model.name, str(FIRST_LOOK))
+        alone = Candidate(text, min(probability, 1.0), models[0].name, str(FIRST_LOOK))
         if probability >= self.confirm_below:
-            return alone
-        others = [best(index, FIRST_LOOK) for index in range(1, len(self.models))]
+            return answer(alone)
+        others = [best(index, FIRST_LOOK) for index in range(1, len(models))]
         if text and others and all(other == text for other, _ in others):
             confidence = confirmed([probability, *(p for _, p in others)])
-            return Candidate(text, confidence, self._names(), str(FIRST_LOOK))
+            return answer(Candidate(text, confidence, names, str(FIRST_LOOK)))
         if probability >= self.retry_below:
-            return alone
-        retry = [[(index, look) for look in model.retry_looks] for index, model in enumerate(self.models)]
+            return answer(alone)
+        retry = [[(index, look) for look in model.retry_looks] for index, model in enumerate(models)]
         every = [[lattice(*key) for key in looks] for looks in retry]
         found = {best(*key)[0] for looks in retry for key in looks}
-        agreed, score = agreed_answer(every, digits, found)
+        agreed, score = agreed_answer(every, digits, found, alphabet)
         if not agreed:  # no string of that length fits: say so (the reader refuses), never pad a guess
-            return Candidate("", 0.0, first_model.name, str(FIRST_LOOK))
+            return answer(Candidate("", 0.0, models[0].name, str(FIRST_LOOK)))
         if agreed == text:  # the retry found the first reading again: that is no reason to doubt it more
             score = max(score, probability)
-        return Candidate(agreed, min(score, 1.0), self._names(), "all")
-
-    def _names(self) -> str:
-        return "+".join(model.name for model in self.models)
+        return answer(Candidate(agreed, min(score, 1.0), names, "all"))
 
 
 def confirmed(probabilities: list[float]) -> float:
@@ -193,23 +244,32 @@ def confirmed(probabilities: list[float]) -> float:
 
 
 def agreed_answer(
-    lattices: list[list[np.ndarray]], digits: int, found: set[str] | None = None
+    lattices: list[list[np.ndarray]], digits: int, found: set[str] | None = None,
+    alphabet: Alphabet = DIGIT_ALPHABET,
 ) -> tuple[str, float]:
-    """The string of `digits` digits the models agree on best, given each model's lattices (one per look).
+    """The string the models agree on best, given each model's lattices (one per look).
 
-    Candidates are each lattice's best string; a model scores a candidate with its highest probability
-    over its looks; the answer has the highest geometric mean of those scores (a product of experts: a
-    string every model finds likely beats one that a single model is sure of). ("", 0.0) if none fits.
-    `found`, when given, holds those best strings, decoded by the caller already.
+    Candidates are each lattice's best string (of `digits` digits unless `found` says otherwise); a
+    model scores a candidate with its highest probability over its looks; the answer has the highest
+    geometric mean of those scores (a product of experts: a string every model finds likely beats one
+    that a single model is sure of). ("", 0.0) if none fits. `found`, when given, holds those best
+    strings (of any lengths), decoded by the caller already.
     """
     if found is None:
         found = {decode_digits(lattice, digits)[0] for looks in lattices for lattice in looks}
-    candidates = sorted(found - {""})
+    candidates = sorted(found - {""}, key=lambda c: (len(c), c))
     if not candidates:
         return "", 0.0
-    labels = np.array([[DIGITS.index(c) + 1 for c in candidate] for candidate in candidates])
-    per_model = np.array([np.max([forward_probabilities(lattice, labels) for lattice in looks], axis=0)
-                          for looks in lattices])
+
+    def scores_of(lattice: np.ndarray) -> np.ndarray:  # forward probabilities, one length at a time
+        result = np.zeros(len(candidates))
+        for size in {len(c) for c in candidates}:
+            which = [i for i, c in enumerate(candidates) if len(c) == size]
+            labels = np.array([alphabet.labels(candidates[i]) for i in which])
+            result[which] = forward_probabilities(lattice, labels)
+        return result
+
+    per_model = np.array([np.max([scores_of(lattice) for lattice in looks], axis=0) for looks in lattices])
     with np.errstate(divide="ignore"):
         scores = np.exp(np.log(per_model).mean(axis=0))
     chosen = int(np.argmax(scores))

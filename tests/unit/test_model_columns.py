@@ -1,4 +1,4 @@
-"""The pinned output columns of the digits must be the ones ddddocr's own charset gives."""
+"""The pinned output columns of the characters read must be the ones ddddocr's own charset gives."""
 
 from __future__ import annotations
 
@@ -9,17 +9,18 @@ import numpy as np
 import pytest
 from ddddocr.models.charset_manager import CharsetManager
 
-from worker.recognizer import DIGITS, MODEL_COLUMNS, Model, decode_digits, model_path
+from worker.charsets import CHARACTER_COLUMNS, PINNED
+from worker.recognizer import Model, decode_digits, model_path
 
 CHARSET_FLAGS = {"common_old": {"old": True}, "common": {"beta": True}}  # load_default_charset's flags
 
 
-@pytest.mark.parametrize("name", sorted(MODEL_COLUMNS))
+@pytest.mark.parametrize("name", sorted(CHARACTER_COLUMNS))
 def test_pinned_columns_match_ddddocr_charset(name: str) -> None:
     charset = CharsetManager()
     charset.load_default_charset(**CHARSET_FLAGS[name])
     assert charset.charset[0] == ""  # column 0 is the CTC blank
-    assert MODEL_COLUMNS[name] == (0, *(charset.charset.index(digit) for digit in DIGITS))
+    assert CHARACTER_COLUMNS[name] == tuple(charset.charset.index(char) for char in PINNED)
     assert model_path(name).is_file()
 
 
