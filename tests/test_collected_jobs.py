@@ -83,7 +83,8 @@ def test_a_bad_image_in_a_collected_job_refuses_only_that_one(collecting: Stack)
     responses = post_all(collecting, images)
     bad = responses[5].json()
     assert responses[5].status_code == 422 and bad["error"] == "not_an_image" and bad["job_id"]
-    job = collected_job(collecting, bad["job_id"])  # it was read in a collected job, with others
+    assert "_" in bad["job_id"], bad  # <job>_<index>: it was read in a collected job, with others
+    job = collected_job(collecting, bad["job_id"])
     assert job.func_name == BATCH_FUNCTION and len(job.kwargs["items"]) >= 2
     good = responses[:5] + responses[6:]
     assert [r.json()["text"] for r in good] == [label for label, _ in SVG[:5] + SVG[6:8]]
