@@ -297,4 +297,4 @@ def test_second_worker_host_raises_throughput(
         f"1 worker host {one_host_before:.1f} then {one_host_after:.1f} req/s {dict(one_statuses)}, "
         f"2 worker hosts {two_hosts:.1f} req/s {dict(two_statuses)}, x{ratio:.2f}; jobs by host {share}"
     )
-    assert ratio >= MIN_SCALE_OUT_GAIN, f"2 worker hosts: x{ratio:.2f} the throughput of 1 (are 2 cores free?)"
+    assert ratio >= MIN_SCALE_OUT_GAIN, f"2 worker hosts: x{ratio:.2f} the rate of 1 (2 cores free?)"
