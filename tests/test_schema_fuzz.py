@@ -33,8 +33,8 @@ SEED = 20251125
 MAX_EXAMPLES = 50
 CHECKS = ["status_code_conformance", "content_type_conformance", "response_headers_conformance",
           "response_schema_conformance"]  # fmt: skip
-# The protocol of these routes answers invalid requests with HTTP 200 and {errorId, errorCode, ...}.
-ANTICAPTCHA_TAG = "Anti-Captcha task API"
+# The protocols of these routes answer invalid requests with HTTP 200 and {errorId, errorCode, ...}.
+TASK_API_TAGS = ("Anti-Captcha task API", "CapMonster Cloud task API", "CapSolver task API")
 
 
 def config_toml(checks: list[str], refuse_invalid: bool) -> str:
@@ -57,8 +57,8 @@ def config_toml(checks: list[str], refuse_invalid: bool) -> str:
         "enabled = false",
         *(f"{name}.enabled = true" for name in enabled),
     ]
-    if refuse_invalid:
-        lines += ["", "[[operations]]", f'include-tag = "{ANTICAPTCHA_TAG}"', "checks.negative_data_rejection.enabled = false"]
+    for tag in TASK_API_TAGS if refuse_invalid else ():
+        lines += ["", "[[operations]]", f'include-tag = "{tag}"', "checks.negative_data_rejection.enabled = false"]
     return "\n".join(lines) + "\n"
 
 
