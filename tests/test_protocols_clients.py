@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from redis import Redis
 
-from api.protocols.reports import INCORRECT_REPORTS_KEY
+from api.protocols.reports import CORRECT_REPORTS_KEY, INCORRECT_REPORTS_KEY
 from testbed.support import PROJECT_ROOT, Stack
 from tests import hostile_images
 from tests.prerequisites import corpus_images
@@ -82,8 +82,8 @@ def ocr_text(stack: Stack, image: str) -> str:
     return response.json()["text"]
 
 
-def reports(stack: Stack) -> int:
-    return int(Redis.from_url(stack.redis.url).get(INCORRECT_REPORTS_KEY) or 0)
+def reports(stack: Stack, key: str = INCORRECT_REPORTS_KEY) -> int:
+    return int(Redis.from_url(stack.redis.url).get(key) or 0)
 
 
 def test_plain_http_is_refused_when_tls_is_on(stack: Stack) -> None:
@@ -114,12 +114,12 @@ def test_2captcha_unsolvable_report_key_and_balance(stack: Stack) -> None:
     letters = run_client(stack, "2captcha", "normal", file=SVG[1][1], numeric=2)
     assert letters["message"] == "ERROR_BAD_PARAMETERS"
     task_id = run_client(stack, "2captcha", "normal", file=SVG[1][1])["value"]["captchaId"]
-    before = reports(stack)
-    for _ in range(2):
-        reported = run_client(stack, "2captcha", "report", id=task_id, correct=False)
+    before, good_before = reports(stack), reports(stack, CORRECT_REPORTS_KEY)
+    for correct in (False, False, True, True):
+        reported = run_client(stack, "2captcha", "report", id=task_id, correct=correct)
         assert reported["value"] == "OK_REPORT_RECORDED"
-    assert run_client(stack, "2captcha", "report", id=task_id, correct=True)["value"] == "OK_REPORT_RECORDED"
-    assert reports(stack) == before + 1  # once per task, however often reported
+    # Each kind once per task, however often reported.
+    assert (reports(stack), reports(stack, CORRECT_REPORTS_KEY)) == (before + 1, good_before + 1)
     unknown = run_client(stack, "2captcha", "report", id="12345", correct=False)
     assert unknown["message"] == "ERROR_WRONG_CAPTCHA_ID"
     wrong_key = run_client(stack, "2captcha", "normal", key="wrong", file=SVG[1][1])

@@ -21,7 +21,9 @@ from shared.contract import OcrAnswer
 from shared.imaging import decode_base64
 
 INCORRECT_REPORTS_KEY = "captchaocr:reports:incorrect_image"
+CORRECT_REPORTS_KEY = "captchaocr:reports:correct_answer"  # 2Captcha's reportgood; site learning will read it
 _REPORTED_KEY = "captchaocr:reports:reported:{job_id}"
+_REPORTED_CORRECT_KEY = "captchaocr:reports:reported-correct:{job_id}"
 _KEPT_MARK = "_answered-"  # in the name of every kept image, and of no other file
 
 
@@ -56,11 +58,21 @@ def record_incorrect(services: Services, job: Job, answer: OcrAnswer, name: str)
     """A client says ``answer``, the job's, is wrong (runs in a thread): counted the first time only;
     the image is kept as ``name`` (the id the client knows the task by) when the operator enabled it."""
     settings = services.settings
-    first = services.redis.set(_REPORTED_KEY.format(job_id=job.id), 1, nx=True, ex=settings.result_ttl_s)
-    if not first:
+    if not _first_report(services, _REPORTED_KEY.format(job_id=job.id)):
         return
     count_incorrect_report(services.redis)
     if settings.keep_reported_images:
         image = decode_base64(job.kwargs["image_base64"], services.limits)
         folder, most = settings.effective_reported_images_dir, settings.reported_images_max_files
         keep_reported_image(folder, name, image, answer.text, most)
+
+
+def record_correct(services: Services, job: Job) -> None:
+    """A client says the job's answer is right (runs in a thread): counted the first time only."""
+    if _first_report(services, _REPORTED_CORRECT_KEY.format(job_id=job.id)):
+        services.redis.incr(CORRECT_REPORTS_KEY)
+
+
+def _first_report(services: Services, marker: str) -> bool:
+    """True the first time ``marker`` is set while the job's result lives: a task is counted once."""
+    return bool(services.redis.set(marker, 1, nx=True, ex=services.settings.result_ttl_s))

@@ -28,6 +28,7 @@ from api.protocols.anticaptcha.schemas import AntiCaptchaError, AntiCaptchaFailu
 from api.protocols.anticaptcha.tasks import (
     JobOptions, answered_task, create_task, length_range, report_incorrect, task_result,
 )  # fmt: skip
+from api.protocols.reports import record_correct
 from shared.settings import Settings
 
 OK = "OK|"
@@ -95,8 +96,8 @@ def _result(services: Services, params: dict[str, str]) -> str:
     if action == "reportbad":
         report_incorrect(services, task_id)
         return REPORTED
-    if action == "reportgood":  # an answer the client found right: nothing to learn from yet
-        answered_task(services, task_id)
+    if action == "reportgood":
+        record_correct(services, answered_task(services, task_id)[0])
         return REPORTED
     raise AntiCaptchaFailure(AntiCaptchaError.ERROR_TASK_NOT_SUPPORTED, f"action {action!r} is not supported")
 
