@@ -249,3 +249,19 @@ def test_malformed_requests_get_each_protocols_error(stack: Stack) -> None:
         for body in (b"[", json.dumps({"clientKey": KEY, "task": task}).encode()):
             answer = stack.http.post(f"{prefix}/createTask", content=body)
             assert answer.status_code == 200 and answer.json()["errorId"] > 0, answer.text
+
+
+def test_a_full_queue_is_each_protocols_no_slot_error(tmp_path: Path) -> None:
+    """The same admission as /ocr: past max_queue_depth, 2Captcha and the task APIs say no slot."""
+    full = Stack(tmp_path, workers=0, tls=make_certificate(tmp_path), max_queue_depth="1")
+    try:
+        image = SVG[0][1]
+        form = {"method": "base64", "body": image}
+        assert full.http.post("/in.php", data=form).text.startswith("OK|")
+        assert full.http.post("/in.php", data=form).text == "ERROR_NO_SLOT_AVAILABLE"
+        for prefix in ("", "/capmonster", "/capsolver"):
+            task = {"type": "ImageToTextTask", "body": image}
+            answer = full.http.post(f"{prefix}/createTask", json={"task": task}).json()
+            assert answer["errorCode"] == "ERROR_NO_SLOT_AVAILABLE", prefix
+    finally:
+        full.close()
