@@ -18,9 +18,12 @@ from PIL import Image
 from python_anticaptcha import AnticaptchaClient, AnticaptchaException, ImageToTextTask
 from redis import Redis
 
+from api.protocols.anticaptcha.schemas import ImageToTextTask as ImageToTextTaskFields
+from api.protocols.anticaptcha.tasks import job_options
 from api.protocols.reports import INCORRECT_REPORTS_KEY
+from shared.settings import Settings
 from testbed.support import Stack
-from tests.prerequisites import corpus_images
+from tests.prerequisites import corpus_images, unavailable
 
 pytestmark = pytest.mark.slow  # starts real processes
 
@@ -123,12 +126,10 @@ def test_python_anticaptcha_raises_the_protocol_error(task_stack: Stack) -> None
         ({"clientKey": KEY, "task": None}, 22, "ERROR_TASK_ABSENT"),
         ({"clientKey": KEY, "task": {"type": "RecaptchaV2TaskProxyless", "websiteURL": "x"}}, 23,
          "ERROR_TASK_NOT_SUPPORTED"),
-        ({"clientKey": KEY, "task": image_task(SVG[0][1], numeric=2)}, 23, "ERROR_TASK_NOT_SUPPORTED"),
-        ({"clientKey": KEY, "task": image_task(SVG[0][1], math=True)}, 23, "ERROR_TASK_NOT_SUPPORTED"),
         ({"clientKey": KEY, "task": image_task(SVG[0][1], minLength=9)}, 23, "ERROR_TASK_NOT_SUPPORTED"),
     ],
     ids=["wrong-key", "no-key", "under-100-bytes", "empty-body", "too-many-pixels", "too-many-bytes", "over-body-limit",
-         "not-an-image", "no-task", "null-task", "other-type", "letters-only", "math", "too-long"],
+         "not-an-image", "no-task", "null-task", "other-type", "too-long"],
 )  # fmt: skip
 def test_create_task_errors(task_stack: Stack, body: dict, error_id: int, code: str) -> None:
     response = task_stack.http.post("/createTask", json=body)
@@ -245,3 +246,35 @@ def stored_values(redis: Redis) -> Iterator[tuple[bytes, bytes]]:
             yield from ((key, value) for value in redis.zrange(key, 0, -1))
         elif kind == b"stream":
             yield from ((key, value) for _, fields in redis.xrange(key) for value in fields.values())
+
+
+def test_letters_and_math_tasks_are_read(task_stack: Stack) -> None:
+    """numeric 2 reads letters (case as asked), math answers the expression's value."""
+    shared = Path(__file__).resolve().parents[2] / "shared"
+    flask = shared / "corpus_alnum" / "py_flask_simple_captcha" / "0000_WPYNZW.png"
+    total = shared / "corpus_math" / "npm_svg_captcha_math" / "0000_13.png"  # "7+6"
+    if not flask.is_file() or not total.is_file():
+        unavailable(f"no letter or arithmetic corpus in {shared}")
+    tasks = [image_task(base64.b64encode(flask.read_bytes()).decode(), numeric=2, minLength=6, maxLength=6),
+             image_task(base64.b64encode(flask.read_bytes()).decode(), numeric=2, case=True, minLength=6),
+             image_task(base64.b64encode(total.read_bytes()).decode(), math=True)]  # fmt: skip
+    answers = []
+    for task in tasks:
+        created = task_stack.http.post("/createTask", json={"clientKey": KEY, "task": task}).json()
+        assert created["errorId"] == 0, created
+        answers.append(wait_result(task_stack, created["taskId"]))
+    texts = [a.get("solution", {}).get("text") for a in answers]
+    assert texts[0] == "wpynzw" and texts[1].lower() == "wpynzw" and texts[2] == "13", answers
+
+
+@pytest.mark.parametrize("fields, reading", [
+    ({}, {"digits": 4, "max_digits": None, "case": None}),
+    ({"numeric": 1, "minLength": 5}, {"digits": 5, "max_digits": 8, "case": None}),
+    ({"numeric": 2, "case": True, "minLength": 5, "maxLength": 6},
+     {"charset": "letters", "case": True, "length": {"min": 5, "max": 6}}),
+    ({"numeric": 2, "maxLength": 6}, {"charset": "letters", "case": None, "length": {"min": 1, "max": 6}}),
+    ({"math": True, "numeric": 1, "minLength": 3}, {"math": True}),
+])  # fmt: skip
+def test_task_fields_map_to_the_job(fields: dict, reading: dict) -> None:
+    task = ImageToTextTaskFields.model_validate(image_task("x", **fields))
+    assert job_options(task, Settings()).reading() == reading

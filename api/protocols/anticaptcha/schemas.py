@@ -54,9 +54,9 @@ class ImageToTextTask(BaseModel):
     type: Literal["ImageToTextTask"]
     body: str | None = Field(None, description="The image file as base64, without a data-URL prefix.")
     phrase: bool | None = Field(None, description="Ignored: answers are one number.")
-    case: bool | None = Field(None, description="Ignored: digits have no case.")
-    numeric: int | None = Field(None, ge=0, le=2, description="0 or 1 (digits); 2 (letters only) is refused.")
-    math: bool | None = Field(None, description="true is refused: the service reads digits, it does not calculate.")
+    case: bool | None = Field(None, description="true: tell upper from lower case (letters).")
+    numeric: int | None = Field(None, ge=0, le=2, description="0 or 1: digits; 2: letters only.")
+    math: bool | None = Field(None, description="true: read an arithmetic expression and answer its value.")
     minLength: int | None = Field(None, ge=0, description="Fewest digits (0: no limit).")
     maxLength: int | None = Field(None, ge=0, description="Most digits (0: no limit).")
     comment: str | None = Field(None, description="Ignored.")

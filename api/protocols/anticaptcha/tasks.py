@@ -59,6 +59,19 @@ class JobOptions:
     digits: int | None = None
     max_digits: int | None = None
     min_confidence: float | None = None
+    charset: str | None = None  # None: digits, today's contract
+    case: bool | None = None
+    math: bool | None = None
+
+    def reading(self) -> dict[str, object]:
+        """The job's fields of what to read: with another charset the length is ``length`` (``digits``
+        is for digits only), with math there is none (the expression's shape is searched)."""
+        if self.math:
+            return {"math": True}
+        if self.charset is None:
+            return {"digits": self.digits, "max_digits": self.max_digits, "case": self.case}
+        length = self.digits if self.max_digits is None else {"min": self.digits, "max": self.max_digits}
+        return {"charset": self.charset, "case": self.case, "length": length}
 
 
 def length_range(low: int | None, high: int | None, settings: Settings) -> tuple[int, int | None]:
@@ -81,11 +94,14 @@ def unsupported(description: str) -> AntiCaptchaFailure:
 
 
 def job_options(task: ImageToTextTask, settings: Settings) -> JobOptions:
-    """Anti-Captcha's task fields as job options: the one place letters (numeric 2) and math are refused
-    until the service reads them."""
-    if task.numeric == 2 or task.math:
-        raise unsupported("only numeric captchas are read (numeric 2 and math are not)")
-    return JobOptions(*length_range(task.minLength, task.maxLength, settings))
+    """Anti-Captcha's task fields as job options: numeric 2 (letters only) reads letters, math the
+    expression's value, case tells upper from lower; numeric 0 (no requirement) and 1 read digits, as the
+    service did before it read letters (a crawler of numeric captchas sends 0 as often as 1)."""
+    if task.math:
+        return JobOptions(math=True)
+    charset = "letters" if task.numeric == 2 else None
+    digits, max_digits = length_range(task.minLength, task.maxLength, settings)
+    return JobOptions(digits, max_digits, charset=charset, case=task.case)
 
 
 def create_task(services: Services, image_base64: str | None, options: JobOptions) -> int:
@@ -99,8 +115,7 @@ def create_task(services: Services, image_base64: str | None, options: JobOption
             _INPUT_ERRORS.get(error.code, AntiCaptchaError.ERROR_IMAGE_TYPE_NOT_SUPPORTED), error.detail
         ) from error
     task_id = new_task_id(services.redis)
-    job = OcrJob(image_base64=image_base64 or "", digits=options.digits, max_digits=options.max_digits,
-                 min_confidence=options.min_confidence)  # fmt: skip
+    job = OcrJob(image_base64=image_base64 or "", min_confidence=options.min_confidence, **options.reading())
     # A report of a wrong answer saves the task's image, read back from its finished job.
     enqueue_admitted(services, lambda pipe: [enqueue_read(
         services.queue, job, settings, wait_s=settings.result_ttl_s, job_id=task_job_id(task_id),
@@ -132,12 +147,17 @@ def task_result(services: Services, task_id: int | None) -> TaskResultResponse:
         raise AntiCaptchaFailure(AntiCaptchaError.ERROR_CAPTCHA_UNSOLVABLE, outcome.detail)
     return TaskResultResponse(
         status="ready",
-        solution=Solution(text=outcome.text),
+        solution=Solution(text=solution_text(outcome)),
         cost="0",
         createTime=int(job.enqueued_at.timestamp()) if job.enqueued_at else None,
         endTime=int(result.created_at.timestamp()),
         solveCount=1,
     )
+
+
+def solution_text(answer: OcrAnswer) -> str:
+    """What a site wants typed: the characters read, or an expression's value (its text is no answer)."""
+    return answer.text if answer.text.isalnum() or answer.number is None else str(answer.number)
 
 
 def answered_task(services: Services, task_id: int | None) -> tuple[Job, OcrAnswer]:
