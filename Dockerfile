@@ -9,7 +9,10 @@ COPY pyproject.toml README.md requirements.lock ./
 COPY api ./api
 COPY worker ./worker
 COPY shared ./shared
-RUN pip install --constraint requirements.lock .
+COPY trainer ./trainer
+COPY training ./training
+# The trainer's torch: PyTorch's CPU build (PyPI's default torch is the CUDA build, several GB).
+RUN pip install --constraint requirements.lock --extra-index-url https://download.pytorch.org/whl/cpu ".[trainer]"
 USER nobody
 # The default command is the API; the other services override this check in docker-compose.yml.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \

@@ -38,6 +38,8 @@ const apps = [
   }),
   // Not `python -m rq_dashboard`: the launcher keeps it from unpickling and from cross-site requests.
   pythonApp("dashboard", ["-m", "shared.dashboard"], { max_memory_restart: settings.dashboard_max_memory }),
+  // Fine-tunes site models (torch) at a low CPU priority; workers read the models it puts in Redis.
+  pythonApp("trainer", ["-m", "trainer"], { max_memory_restart: settings.trainer_max_memory }),
   // pm2-logrotate (installed by bootstrap from package.json) run as a plain app rather than
   // `pm2 install`ed, which would download it at start; it reads its settings from the env var of its name.
   {

@@ -25,11 +25,13 @@ from api.protocols.anticaptcha import routes as anticaptcha
 from api.protocols.capmonster import protocol as capmonster
 from api.protocols.capsolver import protocol as capsolver
 from api.protocols.twocaptcha import routes as twocaptcha
+from api.sites import feedback, sites
 from shared.imaging import ImageLimits
 from shared.connection import connect, connect_async
 from shared.queue import cancel_if_queued, make_queue
 from shared.results import RESULT_BLOCK_S
 from shared.settings import Settings
+from shared.sites import SiteStore
 
 DESCRIPTION = """Reads numeric image captchas. POST a base64 image to `/ocr`, get the number back.
 Refusals are 422 with the reason; 503 means try again (Redis away or no worker answered in time)."""
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue=queue,
             metrics=metrics,
             collector=collector,
+            sites=SiteStore(redis, settings.site_max_samples),
         )
         app.state.services = services
         watcher = asyncio.create_task(services.collector.watch_workers())
@@ -78,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(capmonster.router)
     app.include_router(capsolver.router)
     app.include_router(twocaptcha.router)
+    app.include_router(sites.router, dependencies=[RequireApiKey])
+    app.include_router(feedback.router, dependencies=[RequireApiKey])
     app.add_exception_handler(QueueFull, queue_full_response)
     app.add_exception_handler(RedisConnectionError, _redis_unavailable)
     app.add_exception_handler(RedisTimeoutError, _redis_unavailable)

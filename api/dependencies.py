@@ -14,6 +14,7 @@ from api.ocr.collector import Collector
 from api.observability import Metrics
 from shared.imaging import ImageLimits
 from shared.settings import Settings
+from shared.sites import SiteStore
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Services:
     queue: Queue
     metrics: Metrics
     collector: Collector
+    sites: SiteStore
 
 
 async def get_services(request: Request) -> Services:

@@ -64,7 +64,7 @@ async def get_job(
 
 
 def _describe(services: Services, job_id: str) -> JobResponse | None:
-    found = _find_request(services, job_id)
+    found = find_request(services, job_id)
     if found is None:
         return None
     job, index = found
@@ -80,7 +80,7 @@ def _describe(services: Services, job_id: str) -> JobResponse | None:
     return JobResponse(job_id=job_id, status="finished", result=body(outcome, job_id, elapsed_ms))
 
 
-def _find_request(services: Services, job_id: str) -> tuple[Job, int | None] | None:
+def find_request(services: Services, job_id: str) -> tuple[Job, int | None] | None:
     """The job that read this request, and the request's place in it: ``<job>_<index>`` names one of
     the requests the API collected into one ``read_captchas`` job."""
     job = find_job(services, job_id)

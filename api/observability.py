@@ -49,14 +49,28 @@ class Metrics:
             "captchaocr_confidence", "Confidence of the readings, answered or refused.",
             buckets=CONFIDENCE_BUCKETS, registry=self.registry,
         )  # fmt: skip
+        self.site_reads = Counter(
+            "captchaocr_site_reads", "Captchas read for a site, answered or refused.", ["site", "outcome"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.site_feedback = Counter(
+            "captchaocr_site_feedback", "Feedback per site: the answer was right, wrong, or the job refused.",
+            ["site", "verdict"], registry=self.registry,
+        )  # fmt: skip
         self.registry.register(QueueCollector(queue, redis))
 
-    def observe_outcome(self, outcome: Outcome) -> None:
-        """Record what a worker reported with its answer or refusal."""
+    def observe_outcome(self, outcome: Outcome, site: str | None = None) -> None:
+        """Record what a worker reported with its answer or refusal (and, for a site, whether it answered)."""
         if isinstance(outcome, OcrAnswer):
             self.model_time.observe(outcome.model_ms / 1000)
         if isinstance(outcome, OcrAnswer | OcrRefusal) and outcome.confidence is not None:
             self.confidence.observe(outcome.confidence)
+        if site is not None and isinstance(outcome, OcrAnswer | OcrRefusal):
+            self.site_reads.labels(site, "answered" if isinstance(outcome, OcrAnswer) else "refused").inc()
+
+    def observe_feedback(self, site: str, answer_was_right: bool | None) -> None:
+        verdict = {True: "right", False: "wrong", None: "refused"}[answer_was_right]
+        self.site_feedback.labels(site, verdict).inc()
 
 
 class QueueCollector(Collector):

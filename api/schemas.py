@@ -7,6 +7,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 from shared.contract import (
     MAX_ALTERNATIVES, MAX_DIGITS, MIN_DIGITS, Alternative, ErrorCode, LengthRange, OcrJob,
 )  # fmt: skip
+from shared.sites import SITE_PATTERN
+
+SITE_FIELD = Field(None, pattern=SITE_PATTERN, description="The site the captcha comes from (1-100 of "
+                   "A-Za-z0-9._:-): read with the site's own model once it has one, and kept for feedback.")
 
 
 class ReadingFields(BaseModel):
@@ -51,6 +55,7 @@ class OcrRequest(ReadingFields):
     min_confidence: float | None = Field(
         None, ge=0, le=1, strict=True, description="Refuse answers less probable."
     )
+    site: str | None = SITE_FIELD
 
     @model_validator(mode="after")
     def _exactly_one_image(self) -> OcrRequest:
@@ -62,7 +67,7 @@ class OcrRequest(ReadingFields):
     def to_job(self) -> OcrJob:
         image = self.image_base64 if self.image_base64 is not None else self.text
         return OcrJob(image_base64=image or "", digits=self.digits, min_confidence=self.min_confidence,
-                      **self.reading())
+                      site=self.site, **self.reading())
 
 
 class OcrResponse(BaseModel):
@@ -114,6 +119,7 @@ class BatchRequest(ReadingFields):
     min_confidence: float | None = Field(
         None, ge=0, le=1, strict=True, description="Refuse answers less probable."
     )
+    site: str | None = SITE_FIELD
 
     @model_validator(mode="after")
     def _combined(self) -> BatchRequest:

@@ -18,7 +18,7 @@ want=$(stamp pyproject.toml)
 if [ "$(cat .venv/.captchaocr-stamp 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing Python dependencies into .venv"
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[test,bench]"
+  .venv/bin/python -m pip install --quiet -e ".[test,bench,trainer]"
   .venv/bin/python -m pip install --quiet --no-deps -r tests/requirements-nodeps.txt
   echo "$want" > .venv/.captchaocr-stamp
 fi

@@ -99,6 +99,68 @@ def bench(ctx: typer.Context, folder: Annotated[Path, typer.Argument(help="Label
     raise typer.Exit(subprocess.call(command, cwd=PROJECT_ROOT))
 
 
+LEARN_BATCH = 100  # samples per upload request (the API takes up to 256)
+ApiKey = Annotated[str | None, typer.Option(envvar="CAPTCHAOCR_API_KEY", help="Key, when the API needs one.")]
+ServiceUrl = Annotated[str | None, typer.Option(help="The service (default: the configured host and port).")]
+
+
+def _service(url: str | None, api_key: str | None) -> httpx.Client:
+    settings = Settings()
+    base = url or f"http://{settings.host}:{settings.port}"
+    return httpx.Client(base_url=base, timeout=60, headers={"X-API-Key": api_key} if api_key else {})
+
+
+def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as error:
+        typer.echo(f"error: cannot reach CaptchaOCR at {client.base_url}: {error}", err=True)
+        raise typer.Exit(EXIT_UNREACHABLE) from error
+    if response.status_code >= 400:
+        typer.echo(f"error: {path} answered {response.status_code}: {response.text}", err=True)
+        raise typer.Exit(EXIT_UNREACHABLE if response.status_code >= 500 else EXIT_USAGE)
+    return response
+
+
+@app.command()
+def learn(
+    site: Annotated[str, typer.Argument(help="The site these captchas come from, e.g. shop.example.")],
+    folder: Annotated[Path, typer.Argument(help="Labelled captchas named <index>_<label>.png.")],
+    train: Annotated[bool, typer.Option(help="Ask the trainer to train the site once uploaded.")] = True,
+    url: ServiceUrl = None,
+    api_key: ApiKey = None,
+) -> None:
+    """Upload a folder of labelled captchas as samples of SITE (then the trainer learns its style)."""
+    paths = sorted(p for p in folder.glob("*_*.*") if p.is_file())
+    if not paths:
+        typer.echo(f"error: no <index>_<label> image files in {folder}", err=True)
+        raise typer.Exit(EXIT_USAGE)
+    added = refused = 0
+    with _service(url, api_key) as client, typer.progressbar(length=len(paths), label=f"uploading to {site}") as bar:
+        for start in range(0, len(paths), LEARN_BATCH):
+            chunk = paths[start:start + LEARN_BATCH]
+            items = [{"image_base64": _b64(p), "text": p.stem.split("_", 1)[1]} for p in chunk]
+            body = _call(client, "POST", f"/sites/{site}/samples", json={"items": items}).json()
+            added, refused = added + body["added"], refused + len(body["refused"])
+            bar.update(len(chunk))
+        typer.echo(f"{added} samples added, {refused} refused; {site} holds {body['samples']}")
+        if train:
+            _call(client, "POST", f"/sites/{site}/train")
+            typer.echo(f"training queued: see `captchaocr sites` or GET /sites/{site}")
+
+
+@app.command()
+def sites(url: ServiceUrl = None, api_key: ApiKey = None) -> None:
+    """Each site: samples, training state, and its model's figures on held-back samples."""
+    with _service(url, api_key) as client:
+        known = _call(client, "GET", "/sites").json()
+    for status in known:
+        model = status["model"]
+        figures = (f"model v{model['version']}: accuracy {model['validation']['accuracy']:.3f} "
+                   f"(generic {model['generic_validation']['accuracy']:.3f})") if model else "no model"
+        typer.echo(f"{status['site']}: {status['samples']} samples, {status['training']}, {figures}")
+
+
 @app.command()
 def up() -> None:
     """Start the stack under PM2 (same as scripts/up.sh)."""

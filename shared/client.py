@@ -43,13 +43,13 @@ class CaptchaClient:
 
     def submit(
         self, image_base64: str, digits: int | None = None, min_confidence: float | None = None,
-        wait_s: float | None = None,
+        wait_s: float | None = None, site: str | None = None,
     ) -> Job:  # fmt: skip
         """Enqueue one captcha and return its job at once (collect it later with :meth:`result`).
 
         Raises :class:`~shared.queue.QueueFull` when ``max_queue_depth`` jobs already wait. A job no
         worker took within ``wait_s`` (default ``wait_timeout_s``) is dropped."""
-        payload = OcrJob(image_base64=image_base64, digits=digits, min_confidence=min_confidence)
+        payload = OcrJob(image_base64=image_base64, digits=digits, min_confidence=min_confidence, site=site)
         wait_s = self.settings.wait_timeout_s if wait_s is None else wait_s
         return enqueue_within_depth(self.queue, self.settings.max_queue_depth, lambda pipe: [
             enqueue_read(self.queue, payload, self.settings, wait_s=wait_s, pipeline=pipe)])[0]  # fmt: skip
@@ -65,8 +65,9 @@ class CaptchaClient:
 
     def read(
         self, image_base64: str, digits: int | None = None, min_confidence: float | None = None,
-        timeout_s: float | None = None,
+        timeout_s: float | None = None, site: str | None = None,
     ) -> dict[str, Any] | None:  # fmt: skip
         """Enqueue one captcha and wait for its result (the job is dropped if unread after ``timeout_s``)."""
-        job = self.submit(image_base64, digits=digits, min_confidence=min_confidence, wait_s=timeout_s)
+        job = self.submit(image_base64, digits=digits, min_confidence=min_confidence, wait_s=timeout_s,
+                          site=site)
         return self.result(job, timeout_s=timeout_s)

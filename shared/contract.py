@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.charsets import characters
+from shared.sites import SITE_PATTERN
 
 JOB_FUNCTION = "worker.jobs.read_captcha"
 # ``read_captchas(items=[OcrJob, ...])`` returns ``{"results": [result, ...]}``, one per item in order: the
@@ -65,6 +66,11 @@ class OcrJob(BaseModel):
     max_digits: int | None = Field(
         None, ge=MIN_DIGITS, le=MAX_DIGITS,
         description="When set, read every length from digits to max_digits and keep the most probable.",
+    )  # fmt: skip
+    site: str | None = Field(
+        None, pattern=SITE_PATTERN,
+        description="The site the captcha comes from: read with the site's own model when it has one, and "
+        "kept (while the result lives) so that feedback can teach the site.",
     )  # fmt: skip
 
     charset: str | None = Field(

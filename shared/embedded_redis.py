@@ -50,7 +50,10 @@ def redis_server_args(port: int, data_dir: Path, max_memory: str, config: Path) 
         "--dir", str(data_dir),
         "--dbfilename", "captchaocr.rdb",
         "--save", "300 100",
-        "--appendonly", "no",
+        # Site samples and models are data, not a cache: the append-only file keeps all but the last
+        # second of them through a crash (a snapshot alone could lose five minutes).
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
         "--protected-mode", "yes",
         "--maxmemory", max_memory,
         "--maxmemory-policy", "noeviction",

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     dashboard_max_memory: str = Field(
         "256M", pattern=r"^[0-9]+[KMG]$", description="PM2 restarts the dashboard above it."
     )
+    trainer_max_memory: str = Field(
+        "2G", pattern=r"^[0-9]+[KMG]$", description="PM2 restarts the trainer above it (it trains again)."
+    )
     log_rotator_max_memory: str = Field(
         "128M", pattern=r"^[0-9]+[KMG]$", description="PM2 restarts the log rotator above it."
     )
@@ -163,6 +166,10 @@ class Settings(BaseSettings):
     )
     trainer_nice: int = Field(10, ge=0, le=19, description="CPU niceness of the trainer: requests come first.")
     trainer_threads: int = Field(2, ge=1, description="torch threads the trainer uses.")
+    # 0.999, not the answer threshold: a wrong label teaches a site's model a wrong style.
+    self_label_min_confidence: float = Field(
+        0.999, ge=0, le=1, description="Answers for a site at least this sure become samples of it (1: never)."
+    )
     site_model_check_s: float = Field(
         2.0, gt=0, description="How often a worker asks Redis whether a site it reads has a newer model."
     )

@@ -127,6 +127,11 @@ class SiteStore:
             return None
         return SiteModel(int(raw[b"version"]), raw[b"onnx"], json.loads(raw[b"meta"]))
 
+    def model_meta(self, site: str) -> tuple[int, dict[str, Any]] | None:
+        """The model's version and metadata without its bytes (for status pages)."""
+        version, meta = self.redis.hmget(_key(site, "model"), ["version", "meta"])
+        return (int(version), json.loads(meta)) if version else None
+
     def promote(self, site: str, onnx: bytes, meta: dict[str, Any]) -> int:
         """Make ``onnx`` the site's model; returns its version (one more than the last)."""
         version = self.model_version(site) + 1

@@ -50,7 +50,7 @@ def test_compose_services_run_what_pm2_runs() -> None:
     # Docker rotates container logs itself (see below), so compose has no log rotator.
     assert set(compose) == set(apps) - {"logrotate"} | {"redis"}
     assert "redis" in apps  # embedded under PM2 when REDIS_URL is unset
-    for name in ("api", "worker", "dashboard"):
+    for name in ("api", "worker", "dashboard", "trainer"):
         program, *args = compose[name]["command"]
         assert program == "python"
         assert Path(apps[name]["script"]).name == "python"
@@ -66,6 +66,7 @@ def test_every_app_has_its_roles_memory_cap_under_pm2_and_compose() -> None:
         "worker": settings.worker_max_memory,
         "dashboard": settings.dashboard_max_memory,
         "logrotate": settings.log_rotator_max_memory,
+        "trainer": settings.trainer_max_memory,
     }
     assert size_bytes(settings.worker_max_memory) == 2**30  # the seed's 1G
     assert size_bytes(settings.api_max_memory) < 2**30 and size_bytes(settings.dashboard_max_memory) < 2**30
@@ -107,7 +108,9 @@ def test_dockerfile_pins_its_base_and_checks_the_apis_health() -> None:
     lines = [line.strip() for line in (PROJECT_ROOT / "Dockerfile").read_text().splitlines()]
     base = next(line.split()[1] for line in lines if line.startswith("FROM "))
     assert re.fullmatch(r"python:3\.11\.[0-9]+-slim-[a-z]+", base), base
-    assert "RUN pip install --constraint requirements.lock ." in lines
+    install = next(line for line in lines if line.startswith("RUN pip install"))
+    assert install.startswith("RUN pip install --constraint requirements.lock ")
+    assert install.endswith('".[trainer]"') and "download.pytorch.org/whl/cpu" in install  # the CPU torch
     start = next(index for index, line in enumerate(lines) if line.startswith("HEALTHCHECK"))
     healthcheck = " ".join(lines[start:])
     assert 'CMD ["python", "-m", "shared.healthcheck", "api"]' in healthcheck

@@ -23,8 +23,10 @@ from shared.settings import Settings
 from shared.sites import Sample, SiteModel
 from training.finetune import Encoded, encode, finetune
 from training.train import export
+from worker.charsets import alphabet
 from worker.recognizer import OWN_MODELS, Recognizer
 from worker.site_model import SiteModelReader
+from worker.wanted import Wanted, read
 
 HELD_BACK_ONE_IN = 5
 BASE_MODELS = {DIGITS: OWN_MODELS["digits_crnn"], ALNUM: OWN_MODELS.get("alnum_crnn")}
@@ -96,10 +98,9 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
     labels = [s.text for s in valid]
     threshold = settings.min_confidence
     new = Measured.of(_read_all(SiteModelReader(onnx, meta), valid_images), labels, threshold)
-    if charset == DIGITS:
-        generic_readings = [_generic(generic, image, len(label)) for image, label in zip(valid_images, labels)]
-    else:  # the generic reader reads digits only: it answers no letter captcha
-        generic_readings = [("", 0.0) for _ in labels]
+    generic_alphabet = alphabet(meta["learned"], case=True)
+    generic_readings = [_generic(generic, image, Wanted(len(label), len(label), generic_alphabet))
+                        for image, label in zip(valid_images, labels)]
     generic_measured = Measured.of(generic_readings, labels, threshold)
     best_now = generic_measured.accuracy
     if current is not None:
@@ -121,6 +122,7 @@ def _read_all(reader: SiteModelReader, images: list[Image.Image]) -> list[tuple[
     return [(reading.text, reading.confidence) for reading in map(reader.read, images)]
 
 
-def _generic(recognizer: Recognizer, image: Image.Image, length: int) -> tuple[str, float]:
-    reading = recognizer.recognize(image, length)
-    return reading.text, reading.confidence
+def _generic(recognizer: Recognizer, image: Image.Image, wanted: Wanted) -> tuple[str, float]:
+    """The generic reader's answer to the question a site request asks of it (the site's characters)."""
+    candidate = read(recognizer, image, wanted)
+    return candidate.text, candidate.confidence

@@ -7,9 +7,10 @@ import time
 from PIL import Image
 
 from shared.contract import InputError, OcrAnswer, OcrJob, OcrRefusal
-from shared.imaging import ImageLimits, decode_image
+from shared.imaging import ImageLimits, decode_base64, open_image
 from shared.settings import Settings
 from worker.recognizer import Recognizer
+from worker.site_reading import SiteLearning
 from worker.wanted import Wanted, read, verdict
 
 
@@ -20,15 +21,20 @@ class Answerer:
         self.settings = settings
         self.limits = ImageLimits.from_settings(settings)
         self.recognizer = Recognizer.from_settings(settings)
+        self.site_learning = SiteLearning(settings)
 
     def answer_job(self, job: OcrJob) -> OcrAnswer | OcrRefusal:
         """Answer a job's payload; bad input becomes a refusal, never an exception."""
         try:
-            image = decode_image(job.image_base64, self.limits)
+            data = decode_base64(job.image_base64, self.limits)
+            image = open_image(data, self.limits)
         except InputError as error:
             return error.refusal()
         wanted = Wanted.of(job, self.settings.default_digits)
-        return self.answer_image(image, min_confidence=job.min_confidence, wanted=wanted)
+        if job.site is None:
+            return self.answer_image(image, min_confidence=job.min_confidence, wanted=wanted)
+        return self.site_learning.answer(job.site, image, data, job, lambda image, min_confidence: (
+            self.answer_image(image, min_confidence=min_confidence, wanted=wanted)))
 
     def answer_image(
         self,

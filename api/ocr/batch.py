@@ -47,7 +47,7 @@ async def ocr_batch(body: BatchRequest, request: Request, services: ServicesDep)
             await run_in_threadpool(cancel_if_queued, job)
     for index, job in jobs.items():
         outcome = outcome_of(results.get(job.id), job.id, settings.wait_timeout_s)
-        services.metrics.observe_outcome(outcome)
+        services.metrics.observe_outcome(outcome, body.site)
         items[index] = batch_item(outcome, job.id)
     request.state.outcome = "batch"
     return BatchResponse(results=items, elapsed_ms=round((time.perf_counter() - started) * 1000, 2))
@@ -64,7 +64,7 @@ def _validate_and_enqueue(body: BatchRequest, services: Services) -> tuple[list[
             items[index] = batch_item(error.refusal(), job_id=None)
             continue
         readable[index] = OcrJob(image_base64=image, digits=body.digits, min_confidence=body.min_confidence,
-                                 **body.reading())
+                                 site=body.site, **body.reading())
     settings = services.settings
     enqueued = enqueue_admitted(services, lambda pipe: enqueue_reads(
         services.queue, list(readable.values()), settings, wait_s=settings.wait_timeout_s, pipeline=pipe))

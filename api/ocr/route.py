@@ -43,7 +43,7 @@ async def ocr(body: OcrRequest, request: Request, services: ServicesDep) -> JSON
         request.state.outcome = error.code.value
         return response(error.refusal(), job_id=None, elapsed_ms=0)
     job_id, outcome = await services.collector.outcome(job, services.settings.wait_timeout_s)
-    services.metrics.observe_outcome(outcome)
+    services.metrics.observe_outcome(outcome, job.site)
     if not isinstance(outcome, WorkerFailure):  # a failure is counted and logged as its status, 500
         request.state.job_id = job_id
         request.state.outcome = _label(outcome)

@@ -1,0 +1,78 @@
+"""Reading a captcha for a site: the site's own model first, the generic reader when it is unsure, and the
+answers the service is sure of kept as samples of that site.
+
+A site model reads in a couple of milliseconds and, once trained, is right far more often than the
+generic reader on its own style; when it is unsure, the generic reader reads too and the two are
+combined (agreement raises the confidence as it does between the generic reader's own models).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from PIL import Image
+
+from shared.connection import connect
+from shared.contract import ErrorCode, OcrAnswer, OcrJob, OcrRefusal
+from shared.settings import Settings
+from shared.sites import SiteStore
+from worker.recognizer import confirmed
+from worker.site_model import SiteReading
+from worker.site_models import SiteModels
+
+# (image, min_confidence) -> the generic reader's answer or refusal, reading what the job asks for
+GenericReader = Callable[[Image.Image, float | None], OcrAnswer | OcrRefusal]
+
+
+class SiteLearning:
+    """A worker's site models and its writes of sure answers; Redis is reached only once a site is read."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._models: SiteModels | None = None
+
+    @property
+    def models(self) -> SiteModels:
+        if self._models is None:
+            store = SiteStore(connect(self.settings), self.settings.site_max_samples)
+            self._models = SiteModels(store, self.settings.site_model_check_s, self.settings.ort_threads)
+        return self._models
+
+    def answer(self, site: str, image: Image.Image, data: bytes, job: OcrJob,
+               generic: GenericReader) -> OcrAnswer | OcrRefusal:
+        """Answer for ``site``; an answer at or above ``self_label_min_confidence`` becomes a sample."""
+        threshold = self.settings.min_confidence if job.min_confidence is None else job.min_confidence
+        started = time.perf_counter()
+        reader = self.models.reader(site)
+        if reader is None:
+            answer = generic(image, job.min_confidence)
+        else:
+            shortest, longest = job.lengths(0)
+            reading = reader.read(image, range(shortest, longest + 1) if shortest else None)
+            if reading.confidence < threshold:
+                reading = _combined(reading, generic(image, 0.0))
+            answer = _answer_or_refusal(reading, threshold, started)
+        if isinstance(answer, OcrAnswer) and answer.confidence >= self.settings.self_label_min_confidence:
+            self.models.store.add_sample(site, data, answer.text, "self")
+        return answer
+
+
+def _combined(own: SiteReading, generic: OcrAnswer | OcrRefusal) -> SiteReading:
+    """The site model's reading and the generic reader's: the same text is surer than either; otherwise
+    the more probable one."""
+    if not isinstance(generic, OcrAnswer):
+        return own
+    if generic.text == own.text:
+        return SiteReading(own.text, confirmed([own.confidence, generic.confidence]))
+    return own if own.confidence >= generic.confidence else SiteReading(generic.text, generic.confidence)
+
+
+def _answer_or_refusal(reading: SiteReading, threshold: float, started: float) -> OcrAnswer | OcrRefusal:
+    confidence = round(reading.confidence, 4)
+    if not reading.text or reading.confidence < threshold:
+        return OcrRefusal(error=ErrorCode.LOW_CONFIDENCE,
+                          detail=f"low confidence: {confidence:.4f} is below {threshold}", confidence=confidence)
+    model_ms = round((time.perf_counter() - started) * 1000, 2)
+    number = int(reading.text) if reading.text.isdigit() else None
+    return OcrAnswer(number=number, text=reading.text, confidence=confidence, model_ms=model_ms)
