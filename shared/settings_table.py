@@ -1,10 +1,10 @@
-"""The README's settings table, rendered from the ``Settings`` model so the two cannot drift.
+"""The settings table of docs/settings.md, rendered from the ``Settings`` model so the two cannot drift.
 
     python -m shared.settings_table            # print the table
-    python -m shared.settings_table --write    # replace it in README.md, between the marker comments
+    python -m shared.settings_table --write    # replace it in docs/settings.md, between the marker comments
 
 Defaults come from the model's fields, never from the environment, so the table is the same on every
-machine; tests/unit/test_readme_settings.py fails when README.md holds another table.
+machine; tests/unit/test_readme_settings.py fails when docs/settings.md holds another table.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from shared.settings import PROJECT_ROOT, Settings
 START = "<!-- settings:start -->"
 END = "<!-- settings:end -->"
 REGENERATE = "regenerate it with `.venv/bin/python -m shared.settings_table --write`"
-README = PROJECT_ROOT / "README.md"
+SETTINGS_DOC = PROJECT_ROOT / "docs" / "settings.md"
 
 
 def env_name(name: str, field: FieldInfo) -> str:
@@ -71,11 +71,11 @@ def replace_table(text: str, table: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Render the settings table from shared/settings.py.")
-    parser.add_argument("--write", action="store_true", help="replace the table in README.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in docs/settings.md")
     args = parser.parse_args()
     if args.write:
-        README.write_text(replace_table(README.read_text(), markdown_table()))
-        print(f"wrote the settings table into {README}")
+        SETTINGS_DOC.write_text(replace_table(SETTINGS_DOC.read_text(), markdown_table()))
+        print(f"wrote the settings table into {SETTINGS_DOC}")
     else:
         print(markdown_table(), end="")
 

@@ -1,6 +1,6 @@
-"""The README's settings table is the one ``shared/settings.py`` renders, so the two cannot drift.
+"""The settings table of docs/settings.md is the one ``shared/settings.py`` renders, so the two cannot drift.
 
-A setting added, renamed or re-described in ``Settings`` fails this test until the README is
+A setting added, renamed or re-described in ``Settings`` fails this test until docs/settings.md is
 regenerated; so does a hand edit of the table.
 """
 
@@ -13,18 +13,18 @@ import pytest
 from shared.settings import PROJECT_ROOT, Settings
 from shared.settings_table import END, REGENERATE, START, env_name, markdown_table, replace_table
 
-README = PROJECT_ROOT / "README.md"
+SETTINGS_DOC = PROJECT_ROOT / "docs" / "settings.md"
 
 
-def test_readme_settings_table_is_the_generated_one() -> None:
-    text = README.read_text()
-    assert START in text and END in text, f"README.md has no {START} ... {END} block: {REGENERATE}"
-    in_readme = text.split(START, 1)[1].split(END, 1)[0].strip()
+def test_settings_doc_table_is_the_generated_one() -> None:
+    text = SETTINGS_DOC.read_text()
+    assert START in text and END in text, f"docs/settings.md has no {START} ... {END} block: {REGENERATE}"
+    in_doc = text.split(START, 1)[1].split(END, 1)[0].strip()
     generated = markdown_table().strip()
     diff = "\n".join(difflib.unified_diff(
-        in_readme.splitlines(), generated.splitlines(), "README.md", "shared/settings.py", lineterm=""
+        in_doc.splitlines(), generated.splitlines(), "docs/settings.md", "shared/settings.py", lineterm=""
     ))  # fmt: skip
-    assert in_readme == generated, f"README.md's settings table differs from Settings: {REGENERATE}\n{diff}"
+    assert in_doc == generated, f"docs/settings.md's settings table differs from Settings: {REGENERATE}\n{diff}"
 
 
 def test_every_setting_has_a_row_named_by_the_variable_it_is_read_from() -> None:
@@ -44,7 +44,7 @@ def test_the_named_variables_are_the_ones_settings_reads(monkeypatch: pytest.Mon
     assert read == ("redis://example:1/0", 3.5, "json")
 
 
-def test_replace_table_keeps_the_rest_of_the_readme() -> None:
+def test_replace_table_keeps_the_rest_of_the_doc() -> None:
     text = f"# Title\n\nbefore\n\n{START}\nold table\n{END}\n\nafter\n"
     replaced = replace_table(text, "| new |")
     assert replaced == f"# Title\n\nbefore\n\n{START}\n| new |\n{END}\n\nafter\n"
