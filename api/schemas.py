@@ -14,8 +14,8 @@ SITE_FIELD = Field(None, pattern=SITE_PATTERN, description="The site the captcha
 
 
 class ReadingFields(BaseModel):
-    """What to read, on every way in: the fields of shared/contract.py's OcrJob of the same names (strict:
-    a JSON value of the right type only; the job checks how they combine)."""
+    """What to read and for which site, on every way in: the fields of shared/contract.py's OcrJob of the
+    same names (strict: a JSON value of the right type only; the job checks how they combine)."""
 
     charset: str | None = Field(
         None, strict=True, max_length=62, description="digits (default), letters, alnum, lower, upper, or "
@@ -33,6 +33,14 @@ class ReadingFields(BaseModel):
     alternatives: int | None = Field(
         None, ge=1, le=MAX_ALTERNATIVES, strict=True, description="Also return the k most probable answers."
     )
+    # strict: a JSON number only (``false`` would otherwise be read as a threshold of 0, ``"4"`` as 4).
+    digits: int | None = Field(
+        None, ge=MIN_DIGITS, le=MAX_DIGITS, strict=True, description="Digits in the captcha (4)."
+    )
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, strict=True, description="Refuse answers less probable."
+    )
+    site: str | None = SITE_FIELD
 
     def reading(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in ReadingFields.model_fields}
@@ -48,14 +56,6 @@ class OcrRequest(ReadingFields):
 
     image_base64: str | None = Field(None, description="The image, raw base64 or data:image/...;base64,...")
     text: str | None = Field(None, description="Legacy name of image_base64.", deprecated=True)
-    # strict: a JSON number only (``false`` would otherwise be read as a threshold of 0, ``"4"`` as 4).
-    digits: int | None = Field(
-        None, ge=MIN_DIGITS, le=MAX_DIGITS, strict=True, description="Digits in the captcha (4)."
-    )
-    min_confidence: float | None = Field(
-        None, ge=0, le=1, strict=True, description="Refuse answers less probable."
-    )
-    site: str | None = SITE_FIELD
 
     @model_validator(mode="after")
     def _exactly_one_image(self) -> OcrRequest:
@@ -66,8 +66,7 @@ class OcrRequest(ReadingFields):
 
     def to_job(self) -> OcrJob:
         image = self.image_base64 if self.image_base64 is not None else self.text
-        return OcrJob(image_base64=image or "", digits=self.digits, min_confidence=self.min_confidence,
-                      site=self.site, **self.reading())
+        return OcrJob(image_base64=image or "", **self.reading())
 
 
 class OcrResponse(BaseModel):
@@ -113,17 +112,10 @@ class BatchRequest(ReadingFields):
     model_config = ConfigDict(extra="forbid")
 
     images: list[str] = Field(min_length=1, description="Up to CAPTCHAOCR_BATCH_MAX_IMAGES images.")
-    digits: int | None = Field(
-        None, ge=MIN_DIGITS, le=MAX_DIGITS, strict=True, description="Digits in each captcha (4)."
-    )
-    min_confidence: float | None = Field(
-        None, ge=0, le=1, strict=True, description="Refuse answers less probable."
-    )
-    site: str | None = SITE_FIELD
 
     @model_validator(mode="after")
     def _combined(self) -> BatchRequest:
-        OcrJob(image_base64="", digits=self.digits, **self.reading())  # the job's checks, as a 422
+        OcrJob(image_base64="", **self.reading())  # the job's checks, as a 422
         return self
 
 

@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import pytest
 
+from testbed import netns
 from testbed.support import CORPUS, CorpusMissing
 from testbed.support import corpus_images as _corpus_images
 
@@ -40,3 +41,12 @@ def corpus_folder(folder: str) -> Path:
     if not any(path.glob("*.png")):
         unavailable(f"no corpus images in {path}: is ../shared beside the project?")
     return path
+
+
+def namespace_hosts(test: str) -> netns.Hosts:
+    """Simulated hosts for ``test`` (stale ones of killed runs removed first), or :func:`unavailable`."""
+    reason = netns.unavailable_reason()
+    if reason:
+        unavailable(f"{test} needs network namespaces: {reason}")
+    netns.remove_stale()
+    return netns.Hosts()

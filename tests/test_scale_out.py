@@ -36,7 +36,7 @@ from rq.worker import Worker
 from shared.embedded_redis import redis_server_binary
 from testbed import netns
 from testbed.support import PLUMBING_SETTINGS, PROJECT_ROOT, free_port, wait_until
-from tests.prerequisites import corpus_images, unavailable
+from tests.prerequisites import corpus_images, namespace_hosts
 
 pytestmark = pytest.mark.slow  # starts real processes
 
@@ -122,11 +122,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    reason = netns.unavailable_reason()
-    if reason:
-        unavailable(f"scale-out test needs network namespaces: {reason}")
-    netns.remove_stale()
-    hosts = netns.Hosts()
+    hosts = namespace_hosts("scale-out test")
     tmp = tmp_path_factory.mktemp("scale_out")
     tag = f"co{os.getpid()}"  # root-namespace device names: unique per run, at most 15 characters
     try:

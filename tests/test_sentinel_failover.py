@@ -40,7 +40,7 @@ from shared.embedded_redis import redis_server_binary
 from shared.settings import Settings
 from testbed import netns
 from testbed.support import PLUMBING_SETTINGS, PROJECT_ROOT, free_port, wait_until
-from tests.prerequisites import corpus_images, unavailable
+from tests.prerequisites import corpus_images, namespace_hosts
 
 pytestmark = pytest.mark.slow  # starts real processes
 
@@ -236,11 +236,7 @@ def replica_ready(cluster: Cluster) -> bool:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    reason = netns.unavailable_reason()
-    if reason:
-        unavailable(f"the Sentinel failover test needs network namespaces: {reason}")
-    netns.remove_stale()
-    hosts = netns.Hosts()
+    hosts = namespace_hosts("the Sentinel failover test")
     tmp = tmp_path_factory.mktemp("sentinel")
     try:
         names = [*REDIS_HOSTS, "api", *WORKER_HOSTS]

@@ -63,8 +63,7 @@ def _validate_and_enqueue(body: BatchRequest, services: Services) -> tuple[list[
         except InputError as error:
             items[index] = batch_item(error.refusal(), job_id=None)
             continue
-        readable[index] = OcrJob(image_base64=image, digits=body.digits, min_confidence=body.min_confidence,
-                                 site=body.site, **body.reading())
+        readable[index] = OcrJob(image_base64=image, **body.reading())
     settings = services.settings
     enqueued = enqueue_admitted(services, lambda pipe: enqueue_reads(
         services.queue, list(readable.values()), settings, wait_s=settings.wait_timeout_s, pipeline=pipe))
