@@ -18,19 +18,31 @@ import httpx
 import pytest
 from PIL import Image
 from redis import Redis
+from starlette.datastructures import FormData
 
+from api.protocols.capmonster.protocol import CapMonsterImageTask
+from api.protocols.capmonster.protocol import job_options as capmonster_options
+from api.protocols.capsolver.protocol import CapSolverImageTask
+from api.protocols.capsolver.protocol import job_options as capsolver_options
 from api.protocols.reports import CORRECT_REPORTS_KEY, INCORRECT_REPORTS_KEY
-from testbed.support import PROJECT_ROOT, Stack
+from api.protocols.twocaptcha.routes import job_options as twocaptcha_options
+from shared.settings import Settings
+from testbed.support import CORPUS, PROJECT_ROOT, Stack
 from tests import hostile_images
-from tests.prerequisites import corpus_images
+from tests.prerequisites import corpus_images, unavailable
 
 pytestmark = pytest.mark.slow  # starts real processes
 
 KEY = "crawler-key"
 SVG = corpus_images("npm_svg_captcha", 6)
+# Letters drawn from all 62 characters (the label keeps their case), and arithmetic (the label is its value).
+# The letters-only image is one whose case the model reads (it answers most of them in lower case).
+ALNUM = CORPUS.parent / "corpus_alnum" / "npm_svg_captcha"
+MATH = CORPUS.parent / "corpus_math" / "npm_svg_captcha_math"
 # A valid image with nothing to read (unsolvable), as BMP: a blank PNG is under the protocols' 100 bytes.
 WHITE = hostile_images.saved(Image.new("RGB", (160, 60), "white"), "BMP")
 # A few of the files /ocr refuses (test_hostile_files.py has them all): each protocol's error, never a 5xx.
+LETTERS_ONLY, WITH_DIGITS, SUM = "0030_mXXr.png", "0003_r8Se.png", "0000_13.png"
 HOSTILE = {
     "empty": b"",
     "not an image": b"hello, this is plain text and not any image at all " * 4,
@@ -82,6 +94,14 @@ def ocr_text(stack: Stack, image: str) -> str:
     return response.json()["text"]
 
 
+def labelled(folder: Path, name: str) -> tuple[str, str]:
+    """(label, base64) of one image of the team's letter or arithmetic corpus."""
+    path = folder / name
+    if not path.is_file():
+        unavailable(f"no {path}: is ../shared beside the project?")
+    return path.stem.split("_")[1], base64.b64encode(path.read_bytes()).decode()
+
+
 def reports(stack: Stack, key: str = INCORRECT_REPORTS_KEY) -> int:
     return int(Redis.from_url(stack.redis.url).get(key) or 0)
 
@@ -111,8 +131,6 @@ def test_2captcha_unsolvable_report_key_and_balance(stack: Stack) -> None:
     assert run_client(stack, "2captcha", "normal", file=white) == {
         "error": "ApiException", "message": "ERROR_CAPTCHA_UNSOLVABLE"
     }  # fmt: skip
-    letters = run_client(stack, "2captcha", "normal", file=SVG[1][1], numeric=2)
-    assert letters["message"] == "ERROR_BAD_PARAMETERS"
     task_id = run_client(stack, "2captcha", "normal", file=SVG[1][1])["value"]["captchaId"]
     before, good_before = reports(stack), reports(stack, CORRECT_REPORTS_KEY)
     for correct in (False, False, True, True):
@@ -142,6 +160,30 @@ def test_2captcha_json_answers(stack: Stack) -> None:
     assert (wrong["status"], wrong["request"]) == (0, "ERROR_WRONG_USER_KEY")
 
 
+def test_2captcha_reads_letters_case_and_math(stack: Stack) -> None:
+    """numeric 2 reads letters, 4 letters and digits, caseSensitive (regsense) keeps case, calc the value."""
+    letters, mixed, total = labelled(ALNUM, LETTERS_ONLY), labelled(ALNUM, WITH_DIGITS), labelled(MATH, SUM)
+    asked = [(letters[1], {"numeric": 2}), (mixed[1], {"numeric": 4, "minLen": 4, "maxLen": 4}),
+             (letters[1], {"numeric": 2, "caseSensitive": 1}), (total[1], {"calc": 1})]  # fmt: skip
+    read = [run_client(stack, "2captcha", "normal", file=image, **fields) for image, fields in asked]
+    read = [answer.get("value", {}).get("code", answer) for answer in read]
+    assert [str(read[0]).lower(), str(read[1]).lower(), read[2], read[3]] == [
+        letters[0].lower(), mixed[0].lower(), letters[0], total[0]]  # fmt: skip
+
+
+@pytest.mark.parametrize("fields, reading", [
+    ({}, {"digits": 4, "max_digits": None, "case": None}),
+    ({"numeric": "0", "regsense": "0"}, {"digits": 4, "max_digits": None, "case": None}),
+    ({"numeric": "3", "min_len": "5"}, {"digits": 5, "max_digits": 8, "case": None}),
+    ({"numeric": "2", "regsense": "1", "min_len": "5", "max_len": "6"},
+     {"charset": "letters", "case": True, "length": {"min": 5, "max": 6}}),
+    ({"numeric": "4", "max_len": "6"}, {"charset": "alnum", "case": None, "length": {"min": 1, "max": 6}}),
+    ({"calc": "1", "numeric": "1", "min_len": "3"}, {"math": True}),
+])  # fmt: skip
+def test_2captcha_fields_map_to_the_job(fields: dict, reading: dict) -> None:
+    assert twocaptcha_options(FormData(fields), Settings()).reading() == reading
+
+
 # CapMonster Cloud: capmonstercloudclient 4.3.1
 
 
@@ -151,8 +193,37 @@ def test_capmonster_solves_and_its_threshold_refuses(stack: Stack) -> None:
     assert solved == {"value": {"text": ocr_text(stack, image)}}
     strict = run_client(stack, "capmonster", "solve", image=base64.b64encode(WHITE).decode(), threshold=90)
     assert strict["error"] == "GetResultError" and "ERROR_CAPTCHA_UNSOLVABLE" in strict["message"]
-    refused = run_client(stack, "capmonster", "solve", image=image, math=True)
-    assert refused["error"] == "GetTaskError" and "ERROR_TASK_NOT_SUPPORTED" in refused["message"]
+
+
+def test_capmonster_reads_math_and_letters(stack: Stack) -> None:
+    """Its client sends math and Case but refuses numeric 2 (its ImageToTextRequest allows 0 or 1): the
+    value of an expression through the client, letters (case kept with Case) through the API itself."""
+    total, letters = labelled(MATH, SUM), labelled(ALNUM, LETTERS_ONLY)
+    solved = run_client(stack, "capmonster", "solve", image=total[1], math=True)
+    assert solved == {"value": {"text": total[0]}}
+    texts = []
+    for fields in ({"numeric": 2}, {"numeric": 2, "Case": True}):
+        task = {"type": "ImageToTextTask", "body": letters[1], **fields}
+        created = stack.http.post("/capmonster/createTask", json={"clientKey": KEY, "task": task}).json()
+        task_id = created["taskId"]
+        answer = {"status": "processing"}
+        while answer.get("status") == "processing":
+            poll = {"clientKey": KEY, "taskId": task_id}
+            answer = stack.http.post("/capmonster/getTaskResult", json=poll).json()
+        texts.append(answer.get("solution", {}).get("text", answer))
+    assert [str(texts[0]).lower(), texts[1]] == [letters[0].lower(), letters[0]]
+
+
+@pytest.mark.parametrize("fields, reading", [
+    ({"numeric": 1, "Case": True}, {"digits": 4, "max_digits": None, "case": True}),
+    ({"numeric": 2, "Case": True, "maxLength": 6},
+     {"charset": "letters", "case": True, "length": {"min": 1, "max": 6}}),
+    ({"numeric": 2, "case": False}, {"charset": "letters", "case": False, "length": 4}),
+    ({"math": True, "numeric": 1}, {"math": True}),
+])  # fmt: skip
+def test_capmonster_fields_map_to_the_job(fields: dict, reading: dict) -> None:
+    task = CapMonsterImageTask.model_validate({"type": "ImageToTextTask", **fields})
+    assert capmonster_options(task, Settings()).reading() == reading
 
 
 def test_capmonster_threshold_is_the_jobs_min_confidence(stack: Stack) -> None:
@@ -203,6 +274,25 @@ def test_capsolver_answers_in_create_task(stack: Stack) -> None:
     answer = stack.http.post("/capsolver/createTask", json={"clientKey": KEY, "task": {
         "type": "ImageToTextTask", "body": image, "module": "common"}}).json()  # fmt: skip
     assert answer["status"] == "ready" and answer["solution"]["text"] == ocr_text(stack, image)
+
+
+def test_capsolver_reads_letters_case_and_math(stack: Stack) -> None:
+    """Its client sends the task's fields as given: numeric 2, case and math reach the reading."""
+    letters, total = labelled(ALNUM, LETTERS_ONLY), labelled(MATH, SUM)
+    asked = [(letters[1], {"numeric": 2}), (letters[1], {"numeric": 2, "case": True}), (total[1], {"math": True})]
+    read = [run_client(stack, "capsolver", "solve", body=image, **fields) for image, fields in asked]
+    read = [answer.get("value", {}).get("text", answer) for answer in read]
+    assert [str(read[0]).lower(), read[1], read[2]] == [letters[0].lower(), letters[0], total[0]]
+
+
+@pytest.mark.parametrize("fields, reading", [
+    ({"score": 0.5}, {"digits": None, "max_digits": None, "case": None}),
+    ({"numeric": 2, "case": True}, {"charset": "letters", "case": True, "length": None}),
+    ({"math": True, "numeric": 2}, {"math": True}),
+])  # fmt: skip
+def test_capsolver_fields_map_to_the_job(fields: dict, reading: dict) -> None:
+    task = CapSolverImageTask.model_validate({"type": "ImageToTextTask", **fields})
+    assert capsolver_options(task, Settings()).reading() == reading
 
 
 def test_capsolver_refusal_key_and_balance(stack: Stack) -> None:

@@ -88,11 +88,6 @@ def length_range(low: int | None, high: int | None, settings: Settings) -> tuple
     return low, (high if high > low else None)
 
 
-def unsupported(description: str) -> AntiCaptchaFailure:
-    """The error of a task asking for what the service does not read (yet): letters, arithmetic."""
-    return AntiCaptchaFailure(AntiCaptchaError.ERROR_TASK_NOT_SUPPORTED, description)
-
-
 def job_options(task: ImageToTextTask, settings: Settings) -> JobOptions:
     """Anti-Captcha's task fields as job options: numeric 2 (letters only) reads letters, math the
     expression's value, case tells upper from lower; numeric 0 (no requirement) and 1 read digits, as the

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from api.protocols.anticaptcha.routes import TaskProtocol, task_router
 from api.protocols.anticaptcha.schemas import ImageToTextTask
-from api.protocols.anticaptcha.tasks import JobOptions, unsupported
+from api.protocols.anticaptcha.tasks import JobOptions
 from shared.settings import Settings
 
 
@@ -21,11 +21,13 @@ class CapSolverImageTask(ImageToTextTask):
 
 
 def job_options(task: CapSolverImageTask, settings: Settings) -> JobOptions:
-    """CapSolver's fields as job options: the one place its letter tasks are refused for now. Its image
-    task has no length fields: the service's default digits are read."""
-    if task.numeric == 2 or task.math:
-        raise unsupported("only numbers are read (not letters, not math)")
-    return JobOptions(min_confidence=task.score)
+    """CapSolver's fields as job options: numeric 2 reads letters, math the expression's value, case
+    tells upper from lower (its documented task has none of them; its client passes them on when sent).
+    The task has no length fields: the reader's own length is read, as before."""
+    if task.math:
+        return JobOptions(math=True, min_confidence=task.score)
+    charset = "letters" if task.numeric == 2 else None
+    return JobOptions(min_confidence=task.score, charset=charset, case=task.case)
 
 
 CAPSOLVER = TaskProtocol(prefix="/capsolver", tag="CapSolver task API", task=CapSolverImageTask,

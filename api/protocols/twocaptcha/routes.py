@@ -46,6 +46,8 @@ _ERRORS = {
     AntiCaptchaError.ERROR_TASK_ABSENT: "ERROR_ZERO_CAPTCHA_FILESIZE",
     AntiCaptchaError.ERROR_TASK_NOT_SUPPORTED: "ERROR_BAD_PARAMETERS",
 }
+# numeric's values that read more than digits (2Captcha: 2 letters only, 4 letters and digits).
+_CHARSETS = {2: "letters", 4: "alnum"}
 MAX_FIELDS = 100  # 2captcha-python sends about ten; a form of thousands is not a captcha
 
 router = APIRouter(tags=["2Captcha classic API"])
@@ -61,12 +63,16 @@ def _number(form: FormData, name: str) -> int | None:
 
 
 def job_options(form: FormData, settings: Settings) -> JobOptions:
-    """2Captcha's fields as job options: the one place letters (numeric 2: letters only, 4: letters and
-    digits) and arithmetic (calc=1) are refused until the service reads them. numeric 0 (unset), 1 and
-    3 (either) are read as digits; phrase and regsense say nothing digits need."""
-    if _number(form, "numeric") in (2, 4) or _number(form, "calc") == 1:
-        raise AntiCaptchaFailure(AntiCaptchaError.ERROR_TASK_NOT_SUPPORTED, "only numeric captchas are read")
-    return JobOptions(*length_range(_number(form, "min_len"), _number(form, "max_len"), settings))
+    """2Captcha's fields as job options: numeric 2 (letters only) reads letters, 4 (letters and digits)
+    both, regsense=1 tells upper from lower case, calc=1 answers the expression's value. numeric 0
+    (unset), 1 and 3 (digits or letters) read digits, as Anti-Captcha's 0: crawlers of numeric captchas
+    send them, and reading letters too would change their answers."""
+    if _number(form, "calc") == 1:
+        return JobOptions(math=True)
+    charset = _CHARSETS.get(_number(form, "numeric"))
+    digits, max_digits = length_range(_number(form, "min_len"), _number(form, "max_len"), settings)
+    case = True if _number(form, "regsense") == 1 else None
+    return JobOptions(digits, max_digits, charset=charset, case=case)
 
 
 def _image_base64(form: FormData, file: bytes | None) -> str | None:
