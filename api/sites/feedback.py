@@ -13,13 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.dependencies import Services, ServicesDep
 from api.job_lookup import find_request
-from api.schemas import ErrorDetail
+from api.schemas import ErrorDetail, UnavailableResponse
 from api.sites.sites import LABEL_PATTERN
 from shared.contract import OcrAnswer
 from shared.imaging import decode_base64
 from shared.outcome import outcome_of
 
-router = APIRouter(tags=["Site learning"])
+# Redis away: 503 with Retry-After, as on every route (api/app.py).
+router = APIRouter(tags=["Site learning"], responses={503: {"model": UnavailableResponse}})
 _GIVEN_KEY = "captchaocr:feedback:{job_id}"
 
 
@@ -45,7 +46,8 @@ class FeedbackResponse(BaseModel):
 
 
 @router.post("/feedback", response_model=FeedbackResponse, responses={
-    404: {"model": ErrorDetail}, 409: {"model": ErrorDetail}})  # fmt: skip
+    400: {"model": ErrorDetail}, 404: {"model": ErrorDetail}, 409: {"model": ErrorDetail},
+    413: {"model": ErrorDetail}})  # fmt: skip
 async def feedback(body: FeedbackRequest, services: ServicesDep) -> FeedbackResponse:
     """Teach the job's site its captcha's right answer (once per job)."""
     return await run_in_threadpool(_feedback, services, body)

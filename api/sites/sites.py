@@ -9,12 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.dependencies import Services, ServicesDep
-from api.schemas import ErrorDetail
+from api.schemas import ErrorDetail, UnavailableResponse
 from shared.contract import InputError
 from shared.imaging import decode_base64, open_image
 from shared.sites import SITE_PATTERN, SOURCES
 
-router = APIRouter(tags=["Site learning"])
+# Redis away: 503 with Retry-After, as on every route (api/app.py).
+router = APIRouter(tags=["Site learning"], responses={503: {"model": UnavailableResponse}})
 SiteName = Annotated[str, Path(pattern=SITE_PATTERN, description="1-100 of A-Za-z0-9._:-")]
 MAX_ITEMS = 256
 LABEL_PATTERN = r"^[A-Za-z0-9+\-*x×=?]{1,16}$"
@@ -88,7 +89,8 @@ async def delete_site(site: SiteName, services: ServicesDep) -> None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no site {site}")
 
 
-@router.post("/sites/{site}/samples", response_model=SamplesResponse)
+@router.post("/sites/{site}/samples", response_model=SamplesResponse,
+             responses={400: {"model": ErrorDetail}, 413: {"model": ErrorDetail}})  # fmt: skip
 async def add_samples(site: SiteName, body: SamplesRequest, services: ServicesDep) -> SamplesResponse:
     """Keep labelled captchas of the site; each is checked like ``POST /ocr`` input and refused alone."""
     return await run_in_threadpool(_add_samples, services, site, body)
