@@ -84,7 +84,7 @@ def pm2_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pm2Stack]:
 
 def test_up_starts_every_app_under_pm2(pm2_stack: Pm2Stack) -> None:
     names = sorted(p["name"] for p in pm2_stack.pm2_processes() if p["pm2_env"]["status"] == "online")
-    assert names == ["api", "dashboard", "logrotate", "redis", "worker", "worker"]
+    assert names == ["api", "dashboard", "logrotate", "redis", "trainer", "worker", "worker"]
     assert pm2_stack.api.get("/").json()["workers"] == 2
 
 
@@ -164,7 +164,7 @@ def test_killed_worker_is_restarted_by_pm2(pm2_stack: Pm2Stack) -> None:
 def test_every_python_app_has_its_memory_cap(pm2_stack: Pm2Stack) -> None:
     caps = {p["name"]: p["pm2_env"].get("max_memory_restart") for p in pm2_stack.pm2_processes()}
     assert caps == {"redis": None, "api": 512 * 2**20, "worker": 2**30, "dashboard": 256 * 2**20,
-                    "logrotate": 128 * 2**20}  # fmt: skip  (Redis: its own maxmemory, see above)
+                    "logrotate": 128 * 2**20, "trainer": 2 * 2**30}  # fmt: skip  (Redis: its own maxmemory)
 
 
 def test_a_worker_over_its_memory_cap_is_restarted_while_the_other_answers(pm2_stack: Pm2Stack) -> None:
