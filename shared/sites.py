@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlsplit
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -50,6 +51,18 @@ return redis.call('XLEN', KEYS[1])
 
 def valid_site(site: str) -> bool:
     return re.fullmatch(SITE_PATTERN, site) is not None
+
+
+def site_of(site: str | None, url: str | None) -> str | None:
+    """The site a protocol task names: its own ``site`` field when valid, else the host of the page's
+    URL (``https://Shop.example:8443/login`` -> ``shop.example``); None when neither names one, so such a
+    task is read as before (the paid services ignore a URL they cannot use, and so do we)."""
+    if site and valid_site(site):
+        return site
+    if not url:
+        return None
+    host = urlsplit(url if "//" in url else f"//{url}").hostname
+    return host if host and valid_site(host) else None
 
 
 def _key(site: str, part: str) -> str:

@@ -274,7 +274,11 @@ def test_letters_and_math_tasks_are_read(task_stack: Stack) -> None:
      {"charset": "letters", "case": True, "length": {"min": 5, "max": 6}}),
     ({"numeric": 2, "maxLength": 6}, {"charset": "letters", "case": None, "length": {"min": 1, "max": 6}}),
     ({"math": True, "numeric": 1, "minLength": 3}, {"math": True}),
+    ({"websiteURL": "https://Shop.example:8443/login"},
+     {"digits": 4, "max_digits": None, "case": None, "site": "shop.example"}),
+    ({"websiteURL": "https://shop.example/", "site": "shop-b"},
+     {"digits": 4, "max_digits": None, "case": None, "site": "shop-b"}),
 ])  # fmt: skip
 def test_task_fields_map_to_the_job(fields: dict, reading: dict) -> None:
     task = ImageToTextTaskFields.model_validate(image_task("x", **fields))
-    assert job_options(task, Settings()).reading() == reading
+    assert job_options(task, Settings()).reading() == {"site": None, **reading}

@@ -146,6 +146,21 @@ def test_2captcha_unsolvable_report_key_and_balance(stack: Stack) -> None:
     assert run_client(stack, "2captcha", "balance")["value"] == 1_000_000.0
 
 
+def test_2captcha_pageurl_names_the_site_and_its_reports_teach_it(stack: Stack) -> None:
+    site, headers = "shop.example", {"X-API-Key": KEY}
+    page = "https://Shop.example:8443/login?next=/"
+    good = run_client(stack, "2captcha", "normal", file=SVG[3][1], pageurl=page)["value"]["captchaId"]
+    bad = run_client(stack, "2captcha", "normal", file=SVG[4][1], pageurl=page)["value"]["captchaId"]
+    for task_id, correct in ((good, True), (good, True), (bad, False)):
+        assert run_client(stack, "2captcha", "report", id=task_id, correct=correct)["value"] == "OK_REPORT_RECORDED"
+    status = stack.http.get(f"/sites/{site}", headers=headers).json()
+    assert status["samples_by_source"]["feedback"] == 1, status  # reportgood: the answer, once
+    metrics = stack.http.get("/metrics", headers=headers).text
+    assert f'captchaocr_site_feedback_total{{site="{site}",verdict="right"}} 1.0' in metrics
+    assert f'captchaocr_site_feedback_total{{site="{site}",verdict="wrong"}} 1.0' in metrics
+    assert stack.http.delete(f"/sites/{site}", headers=headers).status_code == 204
+
+
 def test_2captcha_json_answers(stack: Stack) -> None:
     _label, image = SVG[2]
     form = {"key": KEY, "method": "base64", "body": image, "json": "1"}
@@ -181,7 +196,17 @@ def test_2captcha_reads_letters_case_and_math(stack: Stack) -> None:
     ({"calc": "1", "numeric": "1", "min_len": "3"}, {"math": True}),
 ])  # fmt: skip
 def test_2captcha_fields_map_to_the_job(fields: dict, reading: dict) -> None:
-    assert twocaptcha_options(FormData(fields), Settings()).reading() == reading
+    assert twocaptcha_options(FormData(fields), Settings()).reading() == {"site": None, **reading}
+
+
+@pytest.mark.parametrize("fields, site", [
+    ({"pageurl": "https://Shop.example:8443/login"}, "shop.example"),
+    ({"pageurl": "shop.example/login", "site": "my-site"}, "my-site"),
+    ({"pageurl": "not a url at all"}, None),
+    ({"site": "bad site!"}, None),
+])  # fmt: skip
+def test_2captcha_site_and_pageurl_name_the_site(fields: dict, site: str | None) -> None:
+    assert twocaptcha_options(FormData(fields), Settings()).site == site
 
 
 # CapMonster Cloud: capmonstercloudclient 4.3.1
@@ -220,10 +245,12 @@ def test_capmonster_reads_math_and_letters(stack: Stack) -> None:
      {"charset": "letters", "case": True, "length": {"min": 1, "max": 6}}),
     ({"numeric": 2, "case": False}, {"charset": "letters", "case": False, "length": 4}),
     ({"math": True, "numeric": 1}, {"math": True}),
+    ({"websiteURL": "https://shop.example/login"},
+     {"digits": 4, "max_digits": None, "case": None, "site": "shop.example"}),
 ])  # fmt: skip
 def test_capmonster_fields_map_to_the_job(fields: dict, reading: dict) -> None:
     task = CapMonsterImageTask.model_validate({"type": "ImageToTextTask", **fields})
-    assert capmonster_options(task, Settings()).reading() == reading
+    assert capmonster_options(task, Settings()).reading() == {"site": None, **reading}
 
 
 def test_capmonster_threshold_is_the_jobs_min_confidence(stack: Stack) -> None:
@@ -289,10 +316,11 @@ def test_capsolver_reads_letters_case_and_math(stack: Stack) -> None:
     ({"score": 0.5}, {"digits": None, "max_digits": None, "case": None}),
     ({"numeric": 2, "case": True}, {"charset": "letters", "case": True, "length": None}),
     ({"math": True, "numeric": 2}, {"math": True}),
+    ({"math": True, "websiteURL": "http://shop.example"}, {"math": True, "site": "shop.example"}),
 ])  # fmt: skip
 def test_capsolver_fields_map_to_the_job(fields: dict, reading: dict) -> None:
     task = CapSolverImageTask.model_validate({"type": "ImageToTextTask", **fields})
-    assert capsolver_options(task, Settings()).reading() == reading
+    assert capsolver_options(task, Settings()).reading() == {"site": None, **reading}
 
 
 def test_capsolver_refusal_key_and_balance(stack: Stack) -> None:

@@ -33,8 +33,8 @@ class Answerer:
         wanted = Wanted.of(job, self.settings.default_digits)
         if job.site is None:
             return self.answer_image(image, min_confidence=job.min_confidence, wanted=wanted)
-        return self.site_learning.answer(job.site, image, data, job, lambda image, min_confidence: (
-            self.answer_image(image, min_confidence=min_confidence, wanted=wanted)))
+        return self.site_learning.answer(job.site, image, data, job, wanted, lambda image, min_confidence, asked: (
+            self.answer_image(image, min_confidence=min_confidence, wanted=asked)))
 
     def answer_image(
         self,

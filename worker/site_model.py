@@ -3,7 +3,8 @@
 The trainer measures a model with this same class on the site's held-back samples, so the figures it
 reports are what the workers do. A site model reads through the one look that suited its site best,
 searches only the characters its samples contained, and strings of the lengths they had (or the
-length a request asks for).
+length a request asks for). A request's charset narrows that search further, and ``case: false``
+merges each letter's two cases, as for the generic reader.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from worker.charsets import Alphabet, alphabet
 from worker.ctc import decode_fixed_length
 from worker.normalise import Look, prepare
 
@@ -41,19 +43,33 @@ class SiteModelReader:
         self.learned: str = meta["learned"]
         self.lengths: tuple[int, ...] = tuple(meta["lengths"])
         self.look = Look(meta["look"]["view"], meta["look"]["crop"], meta["look"]["stretch"])
-        # Blank, then only the characters the site's samples held.
-        self.columns = np.array([0, *(charset.index(char) + 1 for char in self.learned)])
+        self.charset = charset
 
-    def read(self, image: Image.Image, lengths: Iterable[int] | None = None) -> SiteReading:
-        """The most probable string of one of `lengths` (default: the site's own) learned characters."""
+    def alphabet(self, allowed: str | None = None, case: bool = True) -> Alphabet:
+        """The learned characters a request may be answered with: those in `allowed` (default: all),
+        each letter's two cases one class when `case` is False."""
+        if allowed is not None and not case:
+            allowed += allowed.swapcase()
+        return alphabet("".join(c for c in self.learned if allowed is None or c in allowed), case)
+
+    def read(self, image: Image.Image, lengths: Iterable[int] | None = None,
+             classes: Alphabet | None = None) -> SiteReading:
+        """The most probable string of one of `lengths` (default: the site's own) of `classes`
+        (default: every learned character, case kept)."""
+        classes = classes or self.alphabet()
         wanted = tuple(lengths or self.lengths)
+        if not classes.classes:
+            return SiteReading("", 0.0)
         batch = prepare(image).model_input(self.look, max(wanted))
         output = self.session.run(None, {self.input_name: batch})[0][0].astype(np.float64)
-        probabilities = output[:, self.columns]
+        probabilities = np.stack([output[:, 0], *(
+            output[:, [self.charset.index(m) + 1 for m in members if m in self.learned]].sum(axis=1)
+            for members in classes.classes)], axis=1)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
+        symbols = classes.symbols
         best = SiteReading("", 0.0)
         for length in wanted:
             labels, probability = decode_fixed_length(probabilities, length, beam=BEAM)
             if len(labels) == length and probability > best.confidence:
-                best = SiteReading("".join(self.learned[label - 1] for label in labels), min(probability, 1.0))
+                best = SiteReading("".join(symbols[label - 1] for label in labels), min(probability, 1.0))
         return best

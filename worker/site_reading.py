@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from PIL import Image
 
+from shared.charsets import characters
 from shared.connection import connect
 from shared.contract import ErrorCode, OcrAnswer, OcrJob, OcrRefusal
 from shared.settings import Settings
@@ -20,9 +21,10 @@ from shared.sites import SiteStore
 from worker.recognizer import confirmed
 from worker.site_model import SiteReading
 from worker.site_models import SiteModels
+from worker.wanted import Wanted
 
-# (image, min_confidence) -> the generic reader's answer or refusal, reading what the job asks for
-GenericReader = Callable[[Image.Image, float | None], OcrAnswer | OcrRefusal]
+# (image, min_confidence, what to read) -> the generic reader's answer or refusal
+GenericReader = Callable[[Image.Image, float | None, Wanted], OcrAnswer | OcrRefusal]
 
 
 class SiteLearning:
@@ -39,19 +41,28 @@ class SiteLearning:
             self._models = SiteModels(store, self.settings.site_model_check_s, self.settings.ort_threads)
         return self._models
 
-    def answer(self, site: str, image: Image.Image, data: bytes, job: OcrJob,
+    def answer(self, site: str, image: Image.Image, data: bytes, job: OcrJob, wanted: Wanted,
                generic: GenericReader) -> OcrAnswer | OcrRefusal:
-        """Answer for ``site``; an answer at or above ``self_label_min_confidence`` becomes a sample."""
+        """Answer for ``site``; an answer at or above ``self_label_min_confidence`` becomes a sample.
+
+        An arithmetic job is the generic reader's alone: a site's samples are labelled with answers, not
+        with the expressions drawn."""
+        if job.math:
+            return generic(image, job.min_confidence, wanted)
         threshold = self.settings.min_confidence if job.min_confidence is None else job.min_confidence
         started = time.perf_counter()
         reader = self.models.reader(site)
-        if reader is None:
-            answer = generic(image, job.min_confidence)
+        classes = reader.alphabet(characters(job.charset) if job.charset else None, job.case is not False) \
+            if reader else None
+        if classes is None or not classes.classes:
+            answer = generic(image, job.min_confidence, wanted)
         else:
             shortest, longest = job.lengths(0)
-            reading = reader.read(image, range(shortest, longest + 1) if shortest else None)
+            lengths = range(shortest, longest + 1) if shortest else reader.lengths
+            reading = reader.read(image, lengths, classes)
             if reading.confidence < threshold:
-                reading = _combined(reading, generic(image, 0.0))
+                site_wanted = Wanted(min(lengths), max(lengths), classes)
+                reading = _combined(reading, generic(image, 0.0, site_wanted))
             answer = _answer_or_refusal(reading, threshold, started)
         if isinstance(answer, OcrAnswer) and answer.confidence >= self.settings.self_label_min_confidence:
             self.models.store.add_sample(site, data, answer.text, "self")

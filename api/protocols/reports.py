@@ -1,5 +1,6 @@
-"""Answers a client reported as wrong, through any protocol: counted once per job, kept on disk only
-when the operator asks.
+"""Answers a client reported as wrong or right, through any protocol: counted once per job, kept on disk
+only when the operator asks, and for a task read for a site, taught to that site as ``POST /feedback``
+would (a right answer becomes a labelled sample; a wrong one is counted in the site's feedback).
 
 The image is never stored for this: with ``keep_reported_images`` a task's image stays in its RQ job (the
 job's arguments) for as long as its result lives, and that is where a report reads it from. The folder
@@ -21,7 +22,7 @@ from shared.contract import OcrAnswer
 from shared.imaging import decode_base64
 
 INCORRECT_REPORTS_KEY = "captchaocr:reports:incorrect_image"
-CORRECT_REPORTS_KEY = "captchaocr:reports:correct_answer"  # 2Captcha's reportgood; site learning will read it
+CORRECT_REPORTS_KEY = "captchaocr:reports:correct_answer"  # 2Captcha's reportgood
 _REPORTED_KEY = "captchaocr:reports:reported:{job_id}"
 _REPORTED_CORRECT_KEY = "captchaocr:reports:reported-correct:{job_id}"
 _KEPT_MARK = "_answered-"  # in the name of every kept image, and of no other file
@@ -61,16 +62,23 @@ def record_incorrect(services: Services, job: Job, answer: OcrAnswer, name: str)
     if not _first_report(services, _REPORTED_KEY.format(job_id=job.id)):
         return
     count_incorrect_report(services.redis)
+    if site := job.kwargs.get("site"):
+        services.metrics.observe_feedback(site, False)
     if settings.keep_reported_images:
         image = decode_base64(job.kwargs["image_base64"], services.limits)
         folder, most = settings.effective_reported_images_dir, settings.reported_images_max_files
         keep_reported_image(folder, name, image, answer.text, most)
 
 
-def record_correct(services: Services, job: Job) -> None:
+def record_correct(services: Services, job: Job, answer: OcrAnswer) -> None:
     """A client says the job's answer is right (runs in a thread): counted the first time only."""
-    if _first_report(services, _REPORTED_CORRECT_KEY.format(job_id=job.id)):
-        services.redis.incr(CORRECT_REPORTS_KEY)
+    if not _first_report(services, _REPORTED_CORRECT_KEY.format(job_id=job.id)):
+        return
+    services.redis.incr(CORRECT_REPORTS_KEY)
+    if site := job.kwargs.get("site"):
+        image = decode_base64(job.kwargs["image_base64"], services.limits)
+        services.sites.add_sample(site, image, answer.text, "feedback")
+        services.metrics.observe_feedback(site, True)
 
 
 def _first_report(services: Services, marker: str) -> bool:

@@ -1,7 +1,8 @@
 """Bodies and error codes of the Anti-Captcha task protocol (api.anti-captcha.com), ImageToTextTask only.
 
 Field names are the protocol's (camelCase), so existing clients and libraries work unchanged. Unknown
-fields (``softId``, ``languagePool``, ``websiteUrl``, ...) are ignored, as the paid service does.
+fields (``softId``, ``languagePool``, ...) are ignored, as the paid service does. ``websiteURL`` (the
+page the captcha is on) names the site whose own model reads it, as ``site`` does.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class ImageToTextTask(BaseModel):
     minLength: int | None = Field(None, ge=0, description="Fewest digits (0: no limit).")
     maxLength: int | None = Field(None, ge=0, description="Most digits (0: no limit).")
     comment: str | None = Field(None, description="Ignored.")
+    websiteURL: str | None = Field(None, description="The captcha's page: its host is the site that learns it.")
+    site: str | None = Field(None, description="The site (as POST /ocr's), when not the websiteURL's host.")
 
 
 class CreateTaskRequest(_Request):

@@ -27,6 +27,7 @@ from shared.imaging import check_image
 from shared.outcome import outcome_of
 from shared.queue import enqueue_read
 from shared.settings import Settings
+from shared.sites import site_of
 
 # Task ids are drawn from 1 to 2**53 - 1: every JSON client reads them exactly (JavaScript's largest safe
 # integer; int64 and python-anticaptcha's int hold them too), and 53 random bits cannot be counted through.
@@ -62,16 +63,17 @@ class JobOptions:
     charset: str | None = None  # None: digits, today's contract
     case: bool | None = None
     math: bool | None = None
+    site: str | None = None
 
     def reading(self) -> dict[str, object]:
         """The job's fields of what to read: with another charset the length is ``length`` (``digits``
         is for digits only), with math there is none (the expression's shape is searched)."""
         if self.math:
-            return {"math": True}
+            return {"math": True, "site": self.site}
         if self.charset is None:
-            return {"digits": self.digits, "max_digits": self.max_digits, "case": self.case}
+            return {"digits": self.digits, "max_digits": self.max_digits, "case": self.case, "site": self.site}
         length = self.digits if self.max_digits is None else {"min": self.digits, "max": self.max_digits}
-        return {"charset": self.charset, "case": self.case, "length": length}
+        return {"charset": self.charset, "case": self.case, "length": length, "site": self.site}
 
 
 def length_range(low: int | None, high: int | None, settings: Settings) -> tuple[int, int | None]:
@@ -92,11 +94,12 @@ def job_options(task: ImageToTextTask, settings: Settings) -> JobOptions:
     """Anti-Captcha's task fields as job options: numeric 2 (letters only) reads letters, math the
     expression's value, case tells upper from lower; numeric 0 (no requirement) and 1 read digits, as the
     service did before it read letters (a crawler of numeric captchas sends 0 as often as 1)."""
+    site = site_of(task.site, task.websiteURL)
     if task.math:
-        return JobOptions(math=True)
+        return JobOptions(math=True, site=site)
     charset = "letters" if task.numeric == 2 else None
     digits, max_digits = length_range(task.minLength, task.maxLength, settings)
-    return JobOptions(digits, max_digits, charset=charset, case=task.case)
+    return JobOptions(digits, max_digits, charset=charset, case=task.case, site=site)
 
 
 def create_task(services: Services, image_base64: str | None, options: JobOptions) -> int:

@@ -13,6 +13,7 @@ from api.protocols.anticaptcha.routes import TaskProtocol, task_router
 from api.protocols.anticaptcha.schemas import ImageToTextTask
 from api.protocols.anticaptcha.tasks import JobOptions, length_range
 from shared.settings import Settings
+from shared.sites import site_of
 
 
 class CapMonsterImageTask(ImageToTextTask):
@@ -29,11 +30,12 @@ def job_options(task: CapMonsterImageTask, settings: Settings) -> JobOptions:
     confidence. Its client sends numeric 0 or 1 only (it refuses 2), and no numeric at all by default."""
     threshold = None if task.recognizingThreshold is None else task.recognizingThreshold / 100
     if task.math:
-        return JobOptions(math=True, min_confidence=threshold)
+        return JobOptions(math=True, min_confidence=threshold, site=site_of(task.site, task.websiteURL))
     charset = "letters" if task.numeric == 2 else None
     digits, max_digits = length_range(task.minLength, task.maxLength, settings)
     case = task.case if task.Case is None else task.Case
-    return JobOptions(digits, max_digits, threshold, charset=charset, case=case)
+    return JobOptions(digits, max_digits, threshold, charset=charset, case=case,
+                      site=site_of(task.site, task.websiteURL))
 
 
 CAPMONSTER = TaskProtocol(prefix="/capmonster", tag="CapMonster Cloud task API", task=CapMonsterImageTask,

@@ -13,6 +13,7 @@ from api.protocols.anticaptcha.routes import TaskProtocol, task_router
 from api.protocols.anticaptcha.schemas import ImageToTextTask
 from api.protocols.anticaptcha.tasks import JobOptions
 from shared.settings import Settings
+from shared.sites import site_of
 
 
 class CapSolverImageTask(ImageToTextTask):
@@ -25,9 +26,10 @@ def job_options(task: CapSolverImageTask, settings: Settings) -> JobOptions:
     tells upper from lower (its documented task has none of them; its client passes them on when sent).
     The task has no length fields: the reader's own length is read, as before."""
     if task.math:
-        return JobOptions(math=True, min_confidence=task.score)
+        return JobOptions(math=True, min_confidence=task.score, site=site_of(task.site, task.websiteURL))
     charset = "letters" if task.numeric == 2 else None
-    return JobOptions(min_confidence=task.score, charset=charset, case=task.case)
+    return JobOptions(min_confidence=task.score, charset=charset, case=task.case,
+                      site=site_of(task.site, task.websiteURL))
 
 
 CAPSOLVER = TaskProtocol(prefix="/capsolver", tag="CapSolver task API", task=CapSolverImageTask,

@@ -30,6 +30,7 @@ from api.protocols.anticaptcha.tasks import (
 )  # fmt: skip
 from api.protocols.reports import record_correct
 from shared.settings import Settings
+from shared.sites import site_of
 
 OK = "OK|"
 NOT_READY = "CAPCHA_NOT_READY"  # sic: 2Captcha's spelling, which its clients compare against
@@ -53,6 +54,11 @@ MAX_FIELDS = 100  # 2captcha-python sends about ten; a form of thousands is not 
 router = APIRouter(tags=["2Captcha classic API"])
 
 
+def _text(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
 def _number(form: FormData, name: str) -> int | None:
     value = form.get(name)
     if value is None or value == "":
@@ -66,13 +72,15 @@ def job_options(form: FormData, settings: Settings) -> JobOptions:
     """2Captcha's fields as job options: numeric 2 (letters only) reads letters, 4 (letters and digits)
     both, regsense=1 tells upper from lower case, calc=1 answers the expression's value. numeric 0
     (unset), 1 and 3 (digits or letters) read digits, as Anti-Captcha's 0: crawlers of numeric captchas
-    send them, and reading letters too would change their answers."""
+    send them, and reading letters too would change their answers. `site` (ours) or the host of
+    `pageurl` names the site that learns the captcha."""
+    site = site_of(_text(form, "site"), _text(form, "pageurl"))
     if _number(form, "calc") == 1:
-        return JobOptions(math=True)
+        return JobOptions(math=True, site=site)
     charset = _CHARSETS.get(_number(form, "numeric"))
     digits, max_digits = length_range(_number(form, "min_len"), _number(form, "max_len"), settings)
     case = True if _number(form, "regsense") == 1 else None
-    return JobOptions(digits, max_digits, charset=charset, case=case)
+    return JobOptions(digits, max_digits, charset=charset, case=case, site=site)
 
 
 def _image_base64(form: FormData, file: bytes | None) -> str | None:
@@ -103,7 +111,7 @@ def _result(services: Services, params: dict[str, str]) -> str:
         report_incorrect(services, task_id)
         return REPORTED
     if action == "reportgood":
-        record_correct(services, answered_task(services, task_id)[0])
+        record_correct(services, *answered_task(services, task_id))
         return REPORTED
     raise AntiCaptchaFailure(AntiCaptchaError.ERROR_TASK_NOT_SUPPORTED, f"action {action!r} is not supported")
 
