@@ -5,6 +5,8 @@ root), so that a green CI never hides a test that did not run."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -43,10 +45,20 @@ def corpus_folder(folder: str) -> Path:
     return path
 
 
-def namespace_hosts(test: str) -> netns.Hosts:
-    """Simulated hosts for ``test`` (stale ones of killed runs removed first), or :func:`unavailable`."""
+@contextmanager
+def namespace_hosts(test: str) -> Iterator[netns.Hosts]:
+    """Simulated hosts for ``test`` (stale ones of killed runs removed first), or :func:`unavailable`;
+    on leaving, every namespace and link is removed, and one left behind fails the test."""
     reason = netns.unavailable_reason()
     if reason:
         unavailable(f"{test} needs network namespaces: {reason}")
     netns.remove_stale()
-    return netns.Hosts()
+    hosts = netns.Hosts()
+    try:
+        yield hosts
+    finally:
+        try:
+            hosts.close()
+        finally:
+            leftovers = hosts.leftovers()
+            assert not leftovers, f"namespaces or veths left behind: {leftovers}"

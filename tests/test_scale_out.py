@@ -34,8 +34,10 @@ from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
 from shared.embedded_redis import redis_server_binary
+from shared.sites import SiteStore
 from testbed import netns
 from testbed.support import PLUMBING_SETTINGS, PROJECT_ROOT, free_port, wait_until
+from tests.fixed_site_model import fixed_model, frame
 from tests.prerequisites import corpus_images, namespace_hosts
 
 pytestmark = pytest.mark.slow  # starts real processes
@@ -74,6 +76,7 @@ class Cluster:
         base = {k: v for k, v in os.environ.items() if not k.startswith("CAPTCHAOCR_") and k != "REDIS_URL"}
         return {**base, "PYTHONUNBUFFERED": "1", "ORT_LOGGING_LEVEL": "3",
                 "CAPTCHAOCR_STATE_DIR": str(self.tmp), "CAPTCHAOCR_WAIT_TIMEOUT_S": str(WAIT_TIMEOUT_S),
+                "CAPTCHAOCR_SITE_MODEL_CHECK_S": "0.5",
                 **PLUMBING_SETTINGS,
                 **extra}  # fmt: skip
 
@@ -122,10 +125,9 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    hosts = namespace_hosts("scale-out test")
     tmp = tmp_path_factory.mktemp("scale_out")
     tag = f"co{os.getpid()}"  # root-namespace device names: unique per run, at most 15 characters
-    try:
+    with namespace_hosts("scale-out test") as hosts:
         ns = {host: hosts.add_host(host) for host in "abcd"}
         root_b, root_a = (str(subnet) for subnet in netns.free_root_subnets(2))
         redis_addr: dict[str, str] = {}
@@ -163,17 +165,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         with running.http(timeout=5) as http:
             wait_until(lambda: http.get("/").json()["workers"] == 1, 120, "the API on B and one worker on C")
         yield running
-    finally:
-        try:
-            hosts.close()
-        finally:
-            leftovers = hosts.leftovers()
-            assert not leftovers, f"namespaces or veths left behind: {leftovers}"
 
 
-def solve(http: httpx.Client, image: str) -> tuple[int, dict[str, object], float]:
+def solve(http: httpx.Client, image: str, **fields: object) -> tuple[int, dict[str, object], float]:
     started = time.monotonic()
-    response = http.post("/ocr", json={"image_base64": image})
+    response = http.post("/ocr", json={"image_base64": image, **fields})
     return response.status_code, response.json(), time.monotonic() - started
 
 
@@ -186,6 +182,25 @@ def test_requests_to_b_are_solved_by_workers_on_c(cluster: Cluster) -> None:
             assert cluster.worker_of(redis, str(body["job_id"])).startswith("host-c.")
     names = cluster.worker_names()
     assert len(names) == 1 and names[0].startswith("host-c."), names
+
+
+def test_a_worker_on_c_reads_with_site_models_promoted_from_another_host(cluster: Cluster) -> None:
+    """Models live in Redis: one promoted from the root namespace (where a trainer would run) reaches
+    the worker on C with no shared disk, and so does the next version, without a restart."""
+    site, (_, image) = "second-host.example", IMAGES[0]
+    with cluster.redis_client() as redis, cluster.http() as http:
+        store = SiteStore(redis, max_samples=100)
+        for version, text in ((1, "72"), (2, "27")):
+            assert store.promote(site, *fixed_model([frame(**{f"_{d}": 1.0}) for d in text], "27")) == version
+
+            def reads_text() -> bool:
+                code, body, _ = solve(http, image, site=site, min_confidence=0)
+                assert code == 200, body
+                return body["text"] == text and cluster.worker_of(redis, str(body["job_id"])).startswith("host-c.")
+
+            wait_until(reads_text, 10, f"the worker on C to read with version {version}")
+        assert store.counts(site)["self"] >= 2  # its sure answers, written back over the network
+        assert store.delete(site)
 
 
 def test_cut_link_gives_503_then_answers_come_back_without_restarts(

@@ -236,9 +236,8 @@ def replica_ready(cluster: Cluster) -> bool:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    hosts = namespace_hosts("the Sentinel failover test")
     tmp = tmp_path_factory.mktemp("sentinel")
-    try:
+    with namespace_hosts("the Sentinel failover test") as hosts:
         names = [*REDIS_HOSTS, "api", *WORKER_HOSTS]
         ns = {name: hosts.add_host(name) for name in names}
         ip = make_lan(hosts, ns)
@@ -264,12 +263,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             )
         wait_for_service(running)
         yield running
-    finally:
-        try:
-            hosts.close()
-        finally:
-            leftovers = hosts.leftovers()
-            assert not leftovers, f"namespaces or veths left behind: {leftovers}"
 
 
 @dataclass(frozen=True)
