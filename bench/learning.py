@@ -1,16 +1,23 @@
-"""Site learning, measured through the running service (start it first: scripts/up.sh).
+"""Site learning, measured through the running service.
 
 For each generator of ../shared/sites/ (1,000 labelled images each, never in the corpus): upload N
 samples to a site of its own, ask the trainer to train, wait, then read the matching ../shared/corpus/
-folder through POST /ocr with that site, and once without a site (the generic reader). Every image is
-read at min_confidence 0, so one pass gives the accuracy with every image answered, and the answered
-share and precision at the service's threshold.
+folder through POST /ocr with that site, and without a site (the generic reader, asked for the folder's
+own charset and length, as the site requests are). Every image is read twice: at min_confidence 0 (the accuracy with every image
+answered, and the time of a read) and at the service's threshold (the answered share and its precision,
+with the generic reader's help when the site model is unsure, as a user's request is read).
+``--set alnum`` does the same with ../shared/sites_alnum/ and corpus_alnum/ (compared ignoring case).
 
+Start the service with the trainer's own schedule off, so that the sure answers the bench's reads add
+to its sites do not start trainings between folders, then run the bench:
+
+    CAPTCHAOCR_LEARN_MIN_SAMPLES=1000000 scripts/up.sh
     .venv/bin/python -m bench.learning --sizes 100 200 500 --markdown bench/out/learning.md
-    .venv/bin/python -m bench.learning --traffic py_captcha     # no uploads: the service's own sure answers
+    .venv/bin/python -m bench.learning --set alnum --sizes 500 --markdown bench/out/learning_alnum.md
 
-``--traffic FOLDER`` streams the site images through /ocr with the site (no uploads, no feedback) and
-reports the answered share on the corpus after every 500 requests.
+``--traffic FOLDER`` (with the service's default schedule: ``scripts/up.sh``) streams the site images
+through /ocr with the site and nothing else (no uploads, no feedback), and reports how the corpus is
+read after every 500 requests, once the trainings those requests started have finished.
 """
 
 from __future__ import annotations
@@ -25,10 +32,29 @@ from pathlib import Path
 import httpx
 
 from bench import output_file
+from bench.accuracy import folder_charset
 from shared.settings import Settings
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared"
 CLIENTS = 4
+TRAINING_TIMEOUT_S = 1800
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Where one kind of captcha is: samples to learn from, the corpus to read, how to compare."""
+
+    sites: Path
+    corpus: Path
+    ignore_case: bool
+
+    @classmethod
+    def of(cls, kind: str) -> Folders:
+        suffix = "" if kind == "digits" else f"_{kind}"
+        return cls(DATA / f"sites{suffix}", DATA / f"corpus{suffix}", ignore_case=kind != "digits")
+
+    def images(self, root: Path, folder: str) -> list[Path]:
+        return sorted((root / folder).glob("*.png"))
 
 
 @dataclass
@@ -47,22 +73,40 @@ def _label(path: Path) -> str:
     return path.stem.split("_", 1)[1]
 
 
-def read_folder(client: httpx.Client, paths: list[Path], site: str | None, threshold: float) -> Measured:
-    """Every image read once (min_confidence 0), concurrently, as crawlers would."""
-    def read(path: Path) -> tuple[bool, float, float]:
-        body = {"image_base64": _b64(path), "min_confidence": 0.0, **({"site": site} if site else {})}
+def asked(folders: Folders, folder: str, label: str) -> dict[str, object]:
+    """What a user who knows the site asks for, with or without a site: letters are asked with the
+    folder's own charset and the label's length (digits are the default)."""
+    if not folders.ignore_case:
+        return {}
+    return {"charset": folder_charset(folders.corpus / folder), "length": len(label)}
+
+
+def read_folder(client: httpx.Client, folders: Folders, folder: str, site: str | None) -> Measured:
+    """Every corpus image of `folder` read at min_confidence 0 and at the service's threshold,
+    concurrently, as crawlers would."""
+    def same(text: object, label: str) -> bool:
+        if not isinstance(text, str):
+            return False
+        return text.lower() == label.lower() if folders.ignore_case else text == label
+
+    def read(path: Path) -> tuple[bool, bool | None, float]:
+        fields = {"site": site} if site else {}
+        body = {"image_base64": _b64(path), **fields, **asked(folders, folder, _label(path))}
         started = time.perf_counter()
-        answer = client.post("/ocr", json=body).json()
-        return answer.get("text") == _label(path), answer.get("confidence") or 0.0, time.perf_counter() - started
+        anything = client.post("/ocr", json={**body, "min_confidence": 0.0}).json()
+        seconds = time.perf_counter() - started
+        sure = client.post("/ocr", json=body)
+        answered = same(sure.json().get("text"), _label(path)) if sure.status_code == 200 else None
+        return same(anything.get("text"), _label(path)), answered, seconds
 
     with ThreadPoolExecutor(CLIENTS) as pool:
-        results = list(pool.map(read, paths))
-    sure = [right for right, confidence, _ in results if confidence >= threshold]
+        results = list(pool.map(read, folders.images(folders.corpus, folder)))
+    sure = [right for _, right, _ in results if right is not None]
     return Measured(sum(r for r, _, _ in results) / len(results), len(sure) / len(results),
                     sum(sure) / len(sure) if sure else None, 1000 * sum(s for _, _, s in results) / len(results))
 
 
-def wait_trained(client: httpx.Client, site: str, timeout_s: float) -> dict:
+def wait_trained(client: httpx.Client, site: str, timeout_s: float = TRAINING_TIMEOUT_S) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = client.get(f"/sites/{site}").json()
@@ -72,17 +116,16 @@ def wait_trained(client: httpx.Client, site: str, timeout_s: float) -> dict:
     raise TimeoutError(f"{site} was not trained within {timeout_s:.0f} s")
 
 
-def learn(client: httpx.Client, folder: str, size: int, threshold: float) -> tuple[Measured, dict]:
-    site = f"bench.{folder}.{size}"
+def learn(client: httpx.Client, folders: Folders, folder: str, size: int) -> tuple[Measured, dict]:
+    site = f"bench.{folders.sites.name}.{folder}.{size}"
     client.delete(f"/sites/{site}")
-    paths = sorted((DATA / "sites" / folder).glob("*.png"))[:size]
+    paths = folders.images(folders.sites, folder)[:size]
     for start in range(0, len(paths), 100):
         items = [{"image_base64": _b64(p), "text": _label(p)} for p in paths[start:start + 100]]
         client.post(f"/sites/{site}/samples", json={"items": items}).raise_for_status()
     client.post(f"/sites/{site}/train").raise_for_status()
-    status = wait_trained(client, site, timeout_s=1800)
-    corpus = sorted((DATA / "corpus" / folder).glob("*.png"))
-    return read_folder(client, corpus, site, threshold), status
+    status = wait_trained(client, site)
+    return read_folder(client, folders, folder, site), status
 
 
 def _cell(measured: Measured) -> str:
@@ -90,56 +133,69 @@ def _cell(measured: Measured) -> str:
     return f"{measured.accuracy:.3f} | {measured.answered:.2f} | {precision} | {measured.ms:.0f}"
 
 
+def traffic(client: httpx.Client, folders: Folders, folder: str, scan_s: float) -> list[str]:
+    """How the corpus is read after each 500 site images sent with the site and nothing else."""
+    site = f"bench.traffic.{folders.sites.name}.{folder}"
+    client.delete(f"/sites/{site}")
+    stream = folders.images(folders.sites, folder)
+    lines = ["| requests | samples (self) | model | accuracy | answered | precision | ms/read |",
+             "|---|---|---|---|---|---|---|"]
+    for start in range(0, len(stream) + 1, 500):
+        status: dict = {}
+        if start:
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                list(pool.map(lambda p: client.post("/ocr", json={
+                    "image_base64": _b64(p), "site": site, **asked(folders, folder, _label(p))}),
+                    stream[start - 500:start]))
+            status = settled(client, site, scan_s)
+        measured = read_folder(client, folders, folder, site)
+        model = (status.get("model") or {}).get("version", "-")
+        lines.append(f"| {start} | {status.get('samples', 0)} | {model} | {_cell(measured)} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def settled(client: httpx.Client, site: str, scan_s: float) -> dict:
+    """The site's status once a training that its new samples started (within two of the trainer's
+    scans) has finished."""
+    deadline = time.monotonic() + 2 * scan_s + 5
+    while time.monotonic() < deadline:
+        status = client.get(f"/sites/{site}").json()
+        if status["training"] in ("queued", "running"):
+            return wait_trained(client, site)
+        time.sleep(1)
+    return client.get(f"/sites/{site}").json()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=None, help="the service (default: the configured host and port)")
+    parser.add_argument("--set", choices=["digits", "alnum"], default="digits", dest="kind")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 200, 500])
     parser.add_argument("--folders", nargs="+", default=None, help="generators (default: all of sites/)")
     parser.add_argument("--traffic", default=None, help="stream one folder's images with no uploads")
-    parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument("--markdown", type=output_file, default=None)
     args = parser.parse_args()
     settings = Settings()
     url = args.url or f"http://{settings.host}:{settings.port}"
-    folders = args.folders or sorted(p.name for p in (DATA / "sites").iterdir() if p.is_dir())
+    folders = Folders.of(args.kind)
+    names = args.folders or sorted(p.name for p in folders.sites.iterdir() if p.is_dir())
     lines = ["| generator | N | training min | accuracy | answered | precision | ms/read | generic: accuracy "
              "| answered | precision | ms/read |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     with httpx.Client(base_url=url, timeout=120) as client:
         if args.traffic:
-            lines = traffic(client, args.traffic, settings.min_confidence)
-        for folder in [] if args.traffic else folders:
-            generic = read_folder(client, sorted((DATA / "corpus" / folder).glob("*.png")), None,
-                                  settings.min_confidence)
+            lines = traffic(client, folders, args.traffic, settings.learn_scan_interval_s)
+        for folder in [] if args.traffic else names:
+            generic = read_folder(client, folders, folder, None)
             for size in args.sizes:
-                measured, status = learn(client, folder, size, settings.min_confidence)
+                measured, status = learn(client, folders, folder, size)
                 minutes = (status["last_training"] or {}).get("train_seconds", 0) / 60
                 lines.append(f"| {folder} | {size} | {minutes:.1f} | {_cell(measured)} | {_cell(generic)} |")
                 print(lines[-1], flush=True)
     table = "\n".join(lines)
     print(table)
     if args.markdown:
-        output_file(args.markdown).write_text(table + "\n")
-
-
-def traffic(client: httpx.Client, folder: str, threshold: float) -> list[str]:
-    """Answered share on the corpus after each 500 site images sent with the site and nothing else."""
-    site = f"bench.traffic.{folder}"
-    client.delete(f"/sites/{site}")
-    corpus = sorted((DATA / "corpus" / folder).glob("*.png"))
-    stream = sorted((DATA / "sites" / folder).glob("*.png"))
-    lines = ["| requests | samples (self) | model | accuracy | answered | precision | ms/read |",
-             "|---|---|---|---|---|---|---|"]
-    for start in range(0, len(stream) + 1, 500):
-        if start:
-            read_folder(client, stream[start - 500:start], site, threshold)
-            status = client.get(f"/sites/{site}").json()
-            if status.get("training") in ("queued", "running"):
-                status = wait_trained(client, site, timeout_s=1800)
-        status = client.get(f"/sites/{site}").json() if start else {}
-        measured = read_folder(client, corpus, site, threshold)
-        model = (status.get("model") or {}).get("version", "-")
-        lines.append(f"| {start} | {status.get('samples', 0)} | {model} | {_cell(measured)} |")
-        print(lines[-1], flush=True)
-    return lines
+        args.markdown.write_text(table + "\n")
 
 
 if __name__ == "__main__":

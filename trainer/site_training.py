@@ -29,7 +29,10 @@ from worker.site_model import SiteModelReader
 from worker.wanted import Wanted, read
 
 HELD_BACK_ONE_IN = 5
-BASE_MODELS = {DIGITS: OWN_MODELS["digits_crnn"], ALNUM: OWN_MODELS.get("alnum_crnn")}
+# Every site starts from our synthetic-pretrained digit model. A letter site's network has the ALNUM
+# columns, which begin with the digits: those classifier rows carry over, the letters' rows are learned
+# from the site's samples, and the features (strokes, clutter) transfer.
+BASE_MODEL = OWN_MODELS["digits_crnn"]
 RESERVED_S = 30  # of the time budget, for decoding, measuring and exporting around the training itself
 
 
@@ -73,9 +76,6 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
     limits = ImageLimits.from_settings(settings)
     texts = [sample.text for sample in samples]
     charset = DIGITS if all(char in DIGITS for text in texts for char in text) else ALNUM
-    base = BASE_MODELS[charset]
-    if base is None or not base.is_file():
-        raise RuntimeError(f"no pretrained model for the charset {charset!r}")
     train = [s for s in samples if not held_back(s)]
     valid = [s for s in samples if held_back(s)]
     valid_images = _images(valid, limits)
@@ -83,7 +83,7 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
     held: list[Encoded] = [encode(image, s.text, charset) for image, s in zip(valid_images, valid)]
     keep_alive()
     budget = max(30.0, settings.learn_max_minutes * 60 - RESERVED_S - (time.monotonic() - started))
-    tuned = finetune(encoded, held, base, classes=len(charset) + 1, budget_s=budget, keep_alive=keep_alive)
+    tuned = finetune(encoded, held, BASE_MODEL, classes=len(charset) + 1, budget_s=budget, keep_alive=keep_alive)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "site.onnx"
         export(tuned.network, path, charset, tuned.temperature)

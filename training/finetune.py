@@ -29,7 +29,10 @@ from worker.normalise import Look, prepare
 
 LOOKS = (Look("standard"), Look("colour_distance"), Look("standard", "tight"), Look("colour_distance", "tight"))
 BATCH = 32
-TEMPERATURES = np.linspace(0.6, 4.0, 35)
+TEMPERATURES = np.geomspace(0.25, 4.0, 41)  # a fine-tuned network can be over- or under-sure
+EVALUATIONS = 15  # measurements on the held-back samples per budget: each costs about as much as 8 steps
+# Seconds between them; the longest is well inside the trainer's lease (keep_alive renews it there).
+EVALUATE_EVERY_S = (10.0, 30.0)
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,8 @@ def finetune(train: Sequence[Encoded], valid: Sequence[Encoded], base: Path, cla
     best_exact, best_state = exact_match(network, valid), copy.deepcopy(network.state_dict())
     order: list[int] = []
     step = 0
-    evaluate_every = max(10, len(train) // BATCH)
+    evaluate_every_s = min(max(EVALUATE_EVERY_S[0], budget_s / EVALUATIONS), EVALUATE_EVERY_S[1])
+    evaluated_at = 0.0
     while (elapsed := time.monotonic() - started) < budget_s:
         step += 1
         if len(order) < BATCH:
@@ -156,7 +160,8 @@ def finetune(train: Sequence[Encoded], valid: Sequence[Encoded], base: Path, cla
         loss.backward()
         nn.utils.clip_grad_norm_(network.parameters(), 5.0)
         optimiser.step()
-        if step % evaluate_every == 0:
+        if elapsed - evaluated_at >= evaluate_every_s:
+            evaluated_at = elapsed
             keep_alive()
             exact = exact_match(network, valid)
             if exact >= best_exact:
