@@ -125,7 +125,9 @@ def learn(client: httpx.Client, folders: Folders, folder: str, size: int) -> tup
         client.post(f"/sites/{site}/samples", json={"items": items}).raise_for_status()
     client.post(f"/sites/{site}/train").raise_for_status()
     status = wait_trained(client, site)
-    return read_folder(client, folders, folder, site), status
+    measured = read_folder(client, folders, folder, site)
+    client.delete(f"/sites/{site}")  # its samples and models: Redis holds every site in memory
+    return measured, status
 
 
 def _cell(measured: Measured) -> str:

@@ -31,11 +31,11 @@ class LoadResult:
         return float(np.percentile(self.latencies_s, q) * 1000) if self.latencies_s else float("nan")
 
 
-def ocr_requests(host: str, port: int, images_b64: list[str]) -> list[bytes]:
-    """Ready-to-send POST /ocr requests, one per image (built once, outside the timed loop)."""
+def ocr_requests(host: str, port: int, images_b64: list[str], **fields: object) -> list[bytes]:
+    """Ready-to-send POST /ocr requests, one per image with `fields` (built once, outside the timed loop)."""
     requests = []
     for image in images_b64:
-        body = json.dumps({"image_base64": image}).encode()
+        body = json.dumps({"image_base64": image, **fields}).encode()
         head = (f"POST /ocr HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
                 f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
         requests.append(head + body)

@@ -125,11 +125,12 @@ class ServiceProcess:
 
 
 class Stack:
-    """Redis + W workers + the API, as separate real processes, driven over HTTP."""
+    """Redis + W workers + the API (and the trainer, when asked), as separate real processes, driven
+    over HTTP."""
 
     def __init__(
         self, tmp: Path, workers: int = 1, redis_snapshots: bool = False,
-        tls: tuple[Path, Path] | None = None, **settings: str,
+        tls: tuple[Path, Path] | None = None, trainer: bool = False, **settings: str,
     ) -> None:
         """``tls``: (certificate, key) the API serves HTTPS with; its client trusts that certificate."""
         self.tmp = tmp
@@ -147,6 +148,7 @@ class Stack:
         self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.workers = [self.start_worker() for _ in range(workers)]
         self.api = ServiceProcess("api", self.env, tmp / "api.log")
+        self.trainer = self.start_trainer() if trainer else None
         verify = ssl.create_default_context(cafile=tls[0]) if tls else True
         self.http = httpx.Client(base_url=self.base_url, timeout=30, verify=verify)
         try:
@@ -159,11 +161,23 @@ class Stack:
     def start_worker(self) -> ServiceProcess:
         return ServiceProcess("worker", self.env, self.tmp / "worker.log")
 
+    def start_trainer(self) -> ServiceProcess:
+        return ServiceProcess("trainer", self.env, self.tmp / "trainer.log")
+
     def ocr(self, **body: object) -> httpx.Response:
         return self.http.post("/ocr", json=body)
 
+    def trained(self, site: str, timeout_s: float = 600) -> dict:
+        """The site's status once the trainer ran and went idle again."""
+        def done() -> bool:
+            status = self.http.get(f"/sites/{site}").json()
+            return status["training"] in ("idle", "failed") and status["last_training"] is not None
+
+        wait_until(done, timeout_s, f"the trainer to train {site}", every_s=1)
+        return self.http.get(f"/sites/{site}").json()
+
     def close(self) -> None:
         self.http.close()
-        for process in [self.api, *self.workers]:
+        for process in [self.api, *self.workers, *([self.trainer] if self.trainer else [])]:
             process.stop()
         self.redis.stop()

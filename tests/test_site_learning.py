@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.support import CORPUS, ServiceProcess, Stack, wait_until
+from testbed.support import CORPUS, Stack, wait_until
 from tests.hostile_images import icns_with_slot, png_claiming
 from tests.prerequisites import corpus_images, unavailable
 
@@ -45,31 +45,13 @@ class LearningStack(Stack):
     """A stack with the trainer process beside its worker."""
 
     def __init__(self, tmp: Path, budget_minutes: str) -> None:
-        super().__init__(tmp, workers=1, redis_snapshots=True, learn_max_minutes=budget_minutes,
+        super().__init__(tmp, workers=1, redis_snapshots=True, trainer=True, learn_max_minutes=budget_minutes,
                          learn_min_samples="100000", site_model_check_s="0.5")
-        self.trainer = self.start_trainer()
-
-    def start_trainer(self) -> ServiceProcess:
-        return ServiceProcess("trainer", self.env, self.tmp / "trainer.log")
 
     def upload(self, site: str, items: list[dict[str, str]]) -> dict:
         response = self.http.post(f"/sites/{site}/samples", json={"items": items})
         assert response.status_code == 200, response.text
         return response.json()
-
-    def trained(self, site: str, timeout_s: float = 600) -> dict:
-        """The site's status once the trainer ran and went idle again."""
-        def done() -> bool:
-            status = self.http.get(f"/sites/{site}").json()
-            return status["training"] in ("idle", "failed") and status["last_training"] is not None
-
-        wait_until(done, timeout_s, f"the trainer to train {site}", every_s=1)
-        return self.http.get(f"/sites/{site}").json()
-
-    def close(self) -> None:
-        if hasattr(self, "trainer"):  # not yet when the stack itself failed to come up
-            self.trainer.stop()
-        super().close()
 
 
 @pytest.fixture()
@@ -147,6 +129,7 @@ def test_a_trainer_killed_mid_run_and_a_redis_restart_lose_no_sample(stack: Lear
     stack.upload(SITE, site_samples("py_captcha", 120))
     stack.http.post(f"/sites/{SITE}/train")
     wait_until(lambda: stack.http.get(f"/sites/{SITE}").json()["training"] == "running", 60, "training")
+    assert stack.trainer is not None
     os.kill(stack.trainer.pid, signal.SIGKILL)
     stack.trainer.process.wait(10)
     stack.redis.stop()  # a graceful stop saves the snapshot

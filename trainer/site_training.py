@@ -2,7 +2,7 @@
 
 A fifth of the samples (chosen by their ids, so the same ones across retrains) is held back. The new
 model is measured on them with the workers' own site reader, beside the generic reader and the site's
-current model; it is promoted only when it reads more of them right than what the site has now.
+current model; it is promoted only when it beats what the site has now (:meth:`Measured.beats`).
 """
 
 from __future__ import annotations
@@ -47,6 +47,14 @@ class Measured:
     accuracy: float
     answered: float
     precision: float | None
+
+    def beats(self, other: Measured) -> bool:
+        """More of the held-back samples read right; or as many, and more of them answered at no lower
+        precision (a site the generic reader already reads well gains answers, not accuracy)."""
+        if self.accuracy != other.accuracy:
+            return self.accuracy > other.accuracy
+        return (self.accuracy > 0 and self.answered > other.answered
+                and (self.precision or 0.0) >= (other.precision or 0.0))
 
     @classmethod
     def of(cls, readings: list[tuple[str, float]], labels: list[str], threshold: float) -> Measured:
@@ -102,10 +110,10 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
     generic_readings = [_generic(generic, image, Wanted(len(label), len(label), generic_alphabet))
                         for image, label in zip(valid_images, labels)]
     generic_measured = Measured.of(generic_readings, labels, threshold)
-    best_now = generic_measured.accuracy
+    now = [generic_measured]
     if current is not None:
-        best_now = max(best_now, Measured.of(
-            _read_all(SiteModelReader(current.onnx, current.meta), valid_images), labels, threshold).accuracy)
+        now.append(Measured.of(_read_all(SiteModelReader(current.onnx, current.meta), valid_images), labels,
+                               threshold))
     meta.update({
         "trained_at": time.time(),
         "samples_used": len(train),
@@ -115,7 +123,7 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
         "validation": vars(new),
         "generic_validation": vars(generic_measured),
     })
-    return Outcome(onnx, meta, promote=new.accuracy > best_now)
+    return Outcome(onnx, meta, promote=all(new.beats(other) for other in now))
 
 
 def _read_all(reader: SiteModelReader, images: list[Image.Image]) -> list[tuple[str, float]]:
