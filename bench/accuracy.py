@@ -199,6 +199,16 @@ def threshold_for(results: list[FolderResult], precision: float = 0.98) -> tuple
     return answered_at_precision(confidence, right, precision)
 
 
+def self_label_line(results: list[FolderResult], threshold: float) -> str:
+    """How right the answers a site would keep as samples are (CAPTCHAOCR_SELF_LABEL_MIN_CONFIDENCE),
+    pooled over the folders: the setting is chosen so that they are at least 99.5% right."""
+    confidence = np.concatenate([r.confidences for r in results])
+    right = np.concatenate([np.array(r.texts) == np.array(r.labels) for r in results])
+    kept = confidence >= threshold
+    precision = f"{right[kept].mean():.4f} ({int(right[kept].sum())} of {int(kept.sum())})" if kept.any() else "-"
+    return f"self-labels (confidence >= {threshold}): {kept.mean():.3f} of all images, right {precision}"
+
+
 def answered_at_precision(confidence: np.ndarray, right: np.ndarray, precision: float) -> tuple[float, float]:
     """Lowest threshold on `confidence` at which the answers given are `right` at `precision`, and the
     share of images answered there ((1.0, 0.0) when no threshold reaches it)."""
@@ -279,7 +289,8 @@ def main() -> None:
         everything += results
         rows = table(results, args.min_confidence)
         table_text = markdown(rows, args.min_confidence, threshold_for(results))
-        texts.append(f"### {root} ({mode or 'digits'})\n\n{table_text}")
+        self_labels = self_label_line(results, settings.self_label_min_confidence)
+        texts.append(f"### {root} ({mode or 'digits'})\n\n{table_text}\n{self_labels}\n")
     text = "\n".join(texts)
     print(text)
     if args.markdown:

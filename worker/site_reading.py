@@ -2,8 +2,10 @@
 answers the service is sure of kept as samples of that site.
 
 A site model reads in a couple of milliseconds and, once trained, is right far more often than the
-generic reader on its own style; when it is unsure, the generic reader reads too and the two are
-combined (agreement raises the confidence as it does between the generic reader's own models).
+generic reader on its own style; when it is unsure (below the service's threshold, or the request's when
+higher), the generic reader reads too and the two are combined (agreement raises the confidence as it
+does between the generic reader's own models). A request that takes any answer (min_confidence 0) gets
+the combined one too.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ class SiteLearning:
             shortest, longest = job.lengths(0)
             lengths = range(shortest, longest + 1) if shortest else reader.lengths
             reading = reader.read(image, lengths, classes)
-            if reading.confidence < threshold:
+            if reading.confidence < max(threshold, self.settings.min_confidence):  # unsure by any standard
                 site_wanted = Wanted(min(lengths), max(lengths), classes)
                 reading = _combined(reading, generic(image, 0.0, site_wanted))
             answer = _answer_or_refusal(reading, threshold, started)
