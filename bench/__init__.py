@@ -8,3 +8,11 @@ def output_file(value: str) -> Path:
     path = Path(value)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def publish(lines: list[str], markdown: Path | None) -> None:
+    """Print a bench's Markdown table, and write it to ``markdown`` when given."""
+    table = "\n".join(lines)
+    print(table)
+    if markdown:
+        markdown.write_text(table + "\n")

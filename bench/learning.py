@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import output_file
+from bench import output_file, publish
 from bench.accuracy import folder_charset
 from shared.settings import Settings
 
@@ -194,10 +194,7 @@ def main() -> None:
                 minutes = (status["last_training"] or {}).get("train_seconds", 0) / 60
                 lines.append(f"| {folder} | {size} | {minutes:.1f} | {_cell(measured)} | {_cell(generic)} |")
                 print(lines[-1], flush=True)
-    table = "\n".join(lines)
-    print(table)
-    if args.markdown:
-        args.markdown.write_text(table + "\n")
+    publish(lines, args.markdown)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench import output_file
+from bench import output_file, publish
 from testbed.loadgen import LoadResult, ocr_requests, run_load
 from testbed.support import CORPUS, Stack
 
@@ -83,10 +83,7 @@ def main() -> None:
                 print(lines[-1], flush=True)
         finally:
             stack.close()
-    table = "\n".join(lines)
-    print(table)
-    if args.markdown:
-        args.markdown.write_text(table + "\n")
+    publish(lines, args.markdown)
 
 
 if __name__ == "__main__":
