@@ -161,6 +161,10 @@ class Settings(BaseSettings):
         100, ge=1, description="New samples since a site's last training that make the trainer train it again."
     )
     learn_max_minutes: float = Field(5.0, gt=0, description="Time budget of one site's training.")
+    site_model_precision: float = Field(
+        0.99, gt=0, le=1, description="A site model's confidence is calibrated so that its answers at "
+        "min_confidence are this precise on the site's held-back samples (answering as many as it can)."
+    )
     learn_scan_interval_s: float = Field(
         10.0, gt=0, description="How often the trainer looks for sites with enough new samples."
     )

@@ -3,8 +3,7 @@
 A site shows one captcha style; a few hundred labelled images of it teach our small synthetic-pretrained
 reader that style. Every image goes through the workers' own normalisation (both views), batches are
 augmented (stretch, shift, contrast, noise) so that a few hundred images are not simply memorised, and the
-best weights on the held-back samples are kept. The exported model's probabilities are calibrated on
-those held-back samples (a temperature), because a model fine-tuned on few images is over-sure.
+best weights on the held-back samples are kept (the trainer then calibrates their confidence there).
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from worker.normalise import Look, prepare
 
 LOOKS = (Look("standard"), Look("colour_distance"), Look("standard", "tight"), Look("colour_distance", "tight"))
 BATCH = 32
-TEMPERATURES = np.geomspace(0.25, 4.0, 41)  # a fine-tuned network can be over- or under-sure
 EVALUATIONS = 15  # measurements on the held-back samples per budget: each costs about as much as 8 steps
 # Seconds between them; the longest is well inside the trainer's lease (keep_alive renews it there).
 EVALUATE_EVERY_S = (10.0, 30.0)
@@ -101,29 +99,10 @@ def exact_match(network: CRNN, samples: Sequence[Encoded], look: int | None = No
     return right / max(1, len(samples))
 
 
-@torch.no_grad()
-def fit_temperature(network: CRNN, samples: Sequence[Encoded], look: int) -> float:
-    """The softmax temperature that makes the held-back labels most probable (lowest CTC loss)."""
-    network.eval()
-    ctc = nn.CTCLoss(blank=0, reduction="sum", zero_infinity=True)
-    batches = [_batch(samples[start:start + 64], None, look) for start in range(0, len(samples), 64)]
-    outputs = [(network(images), frames, labels, lengths) for images, frames, labels, lengths in batches]
-    losses = []
-    for temperature in TEMPERATURES:
-        total = 0.0
-        for logits, frames, labels, lengths in outputs:
-            log_probs = (logits / temperature).log_softmax(-1).transpose(0, 1)
-            total += float(ctc(log_probs, labels, frames, lengths))
-        losses.append(total)
-    network.train()
-    return float(TEMPERATURES[int(np.argmin(losses))])
-
-
 @dataclass
 class FineTuned:
     network: CRNN
     look: Look
-    temperature: float
     steps: int
     seconds: float
     best_exact: float
@@ -132,7 +111,7 @@ class FineTuned:
 def finetune(train: Sequence[Encoded], valid: Sequence[Encoded], base: Path, classes: int, budget_s: float,
              seed: int = 0, lr: float = 1e-3, keep_alive: Callable[[], None] = lambda: None) -> FineTuned:
     """Train from `base` (an exported ONNX model) for at most `budget_s`; keep the weights that read the
-    most `valid` samples right, and their temperature. `keep_alive` is called between evaluations (the
+    most `valid` samples right, and the look that reads them best. `keep_alive` is called between evaluations (the
     trainer renews its lease there)."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -169,5 +148,4 @@ def finetune(train: Sequence[Encoded], valid: Sequence[Encoded], base: Path, cla
     network.load_state_dict(best_state)
     network.eval()
     look = max(range(len(LOOKS)), key=lambda index: exact_match(network, valid, index))
-    return FineTuned(network, LOOKS[look], fit_temperature(network, valid, look), step, time.monotonic() - started,
-                     best_exact)
+    return FineTuned(network, LOOKS[look], step, time.monotonic() - started, best_exact)

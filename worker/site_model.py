@@ -56,19 +56,30 @@ class SiteModelReader:
              classes: Alphabet | None = None) -> SiteReading:
         """The most probable string of one of `lengths` (default: the site's own) of `classes`
         (default: every learned character, case kept)."""
-        classes = classes or self.alphabet()
         wanted = tuple(lengths or self.lengths)
+        return self.decode(self.outputs(image, max(wanted)), wanted, classes)
+
+    def outputs(self, image: Image.Image, longest: int | None = None) -> np.ndarray:
+        """The model's frames: probabilities of the blank and of every column of its charset."""
+        batch = prepare(image).model_input(self.look, longest or max(self.lengths))
+        return self.session.run(None, {self.input_name: batch})[0][0].astype(np.float64)
+
+    def decode(self, output: np.ndarray, lengths: Iterable[int] | None = None, classes: Alphabet | None = None,
+               temperature: float = 1.0) -> SiteReading:
+        """The most probable string in `output`; `temperature` rescales its probabilities first (the
+        trainer tries several on the held-back samples before it bakes one into the model)."""
+        classes = classes or self.alphabet()
         if not classes.classes:
             return SiteReading("", 0.0)
-        batch = prepare(image).model_input(self.look, max(wanted))
-        output = self.session.run(None, {self.input_name: batch})[0][0].astype(np.float64)
+        if temperature != 1.0:
+            output = output ** (1.0 / temperature)
         probabilities = np.stack([output[:, 0], *(
             output[:, [self.charset.index(m) + 1 for m in members if m in self.learned]].sum(axis=1)
             for members in classes.classes)], axis=1)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         symbols = classes.symbols
         best = SiteReading("", 0.0)
-        for length in wanted:
+        for length in tuple(lengths or self.lengths):
             labels, probability = decode_fixed_length(probabilities, length, beam=BEAM)
             if len(labels) == length and probability > best.confidence:
                 best = SiteReading("".join(symbols[label - 1] for label in labels), min(probability, 1.0))
