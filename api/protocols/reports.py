@@ -18,6 +18,7 @@ from redis import Redis
 from rq.job import Job
 
 from api.dependencies import Services
+from api.sites.feedback import teach
 from shared.contract import OcrAnswer
 from shared.imaging import decode_base64
 
@@ -76,9 +77,7 @@ def record_correct(services: Services, job: Job, answer: OcrAnswer) -> None:
         return
     services.redis.incr(CORRECT_REPORTS_KEY)
     if site := job.kwargs.get("site"):
-        image = decode_base64(job.kwargs["image_base64"], services.limits)
-        services.sites.add_sample(site, image, answer.text, "feedback")
-        services.metrics.observe_feedback(site, True)
+        teach(services, site, job.kwargs, answer.text, right=True)
 
 
 def _first_report(services: Services, marker: str) -> bool:

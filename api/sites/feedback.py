@@ -70,8 +70,15 @@ def _feedback(services: Services, body: FeedbackRequest) -> FeedbackResponse:
     settings = services.settings
     if not services.redis.set(_GIVEN_KEY.format(job_id=body.job_id), 1, nx=True, ex=settings.result_ttl_s):
         raise HTTPException(status.HTTP_409_CONFLICT, "feedback on this job was given already")
-    samples = services.sites.add_sample(site, decode_base64(payload["image_base64"], services.limits), label,
-                                        "feedback")
     right = None if answered is None else answered == label
-    services.metrics.observe_feedback(site, right)
+    samples = teach(services, site, payload, label, right)
     return FeedbackResponse(site=site, text=label, answer_was_right=right, samples=samples)
+
+
+def teach(services: Services, site: str, payload: dict, label: str, right: bool | None) -> int:
+    """Keep the job's image (``payload``: the job's arguments) as a sample of `site` labelled `label`, and
+    count whether the service's answer was right (None: it refused). This route and the protocols'
+    reportgood both teach a site here; returns the samples the site now holds."""
+    services.metrics.observe_feedback(site, right)
+    return services.sites.add_sample(site, decode_base64(payload["image_base64"], services.limits), label,
+                                     "feedback")
