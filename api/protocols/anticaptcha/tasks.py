@@ -66,14 +66,17 @@ class JobOptions:
     site: str | None = None
 
     def reading(self) -> dict[str, object]:
-        """The job's fields of what to read: with another charset the length is ``length`` (``digits``
-        is for digits only), with math there is none (the expression's shape is searched)."""
+        """The job's fields of what to read (and for which site): with another charset the length is
+        ``length`` (``digits`` is for digits only), with math there is none (the expression's shape is
+        searched)."""
         if self.math:
-            return {"math": True, "site": self.site}
-        if self.charset is None:
-            return {"digits": self.digits, "max_digits": self.max_digits, "case": self.case, "site": self.site}
-        length = self.digits if self.max_digits is None else {"min": self.digits, "max": self.max_digits}
-        return {"charset": self.charset, "case": self.case, "length": length, "site": self.site}
+            fields: dict[str, object] = {"math": True}
+        elif self.charset is None:
+            fields = {"digits": self.digits, "max_digits": self.max_digits, "case": self.case}
+        else:
+            length = self.digits if self.max_digits is None else {"min": self.digits, "max": self.max_digits}
+            fields = {"charset": self.charset, "case": self.case, "length": length}
+        return {**fields, "site": self.site}
 
 
 def length_range(low: int | None, high: int | None, settings: Settings) -> tuple[int, int | None]:

@@ -29,13 +29,13 @@ def job_options(task: CapMonsterImageTask, settings: Settings) -> JobOptions:
     expression's value), with its client's ``Case`` for ``case`` and its threshold as the least
     confidence. Its client sends numeric 0 or 1 only (it refuses 2), and no numeric at all by default."""
     threshold = None if task.recognizingThreshold is None else task.recognizingThreshold / 100
+    site = site_of(task.site, task.websiteURL)
     if task.math:
-        return JobOptions(math=True, min_confidence=threshold, site=site_of(task.site, task.websiteURL))
+        return JobOptions(math=True, min_confidence=threshold, site=site)
     charset = "letters" if task.numeric == 2 else None
     digits, max_digits = length_range(task.minLength, task.maxLength, settings)
     case = task.case if task.Case is None else task.Case
-    return JobOptions(digits, max_digits, threshold, charset=charset, case=case,
-                      site=site_of(task.site, task.websiteURL))
+    return JobOptions(digits, max_digits, threshold, charset=charset, case=case, site=site)
 
 
 CAPMONSTER = TaskProtocol(prefix="/capmonster", tag="CapMonster Cloud task API", task=CapMonsterImageTask,

@@ -25,11 +25,11 @@ def job_options(task: CapSolverImageTask, settings: Settings) -> JobOptions:
     """CapSolver's fields as job options: numeric 2 reads letters, math the expression's value, case
     tells upper from lower (its documented task has none of them; its client passes them on when sent).
     The task has no length fields: the reader's own length is read, as before."""
+    site = site_of(task.site, task.websiteURL)
     if task.math:
-        return JobOptions(math=True, min_confidence=task.score, site=site_of(task.site, task.websiteURL))
+        return JobOptions(math=True, min_confidence=task.score, site=site)
     charset = "letters" if task.numeric == 2 else None
-    return JobOptions(min_confidence=task.score, charset=charset, case=task.case,
-                      site=site_of(task.site, task.websiteURL))
+    return JobOptions(min_confidence=task.score, charset=charset, case=task.case, site=site)
 
 
 CAPSOLVER = TaskProtocol(prefix="/capsolver", tag="CapSolver task API", task=CapSolverImageTask,
