@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import urlsplit
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from redis import Redis
 

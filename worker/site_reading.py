@@ -54,9 +54,9 @@ class SiteLearning:
         threshold = self.settings.min_confidence if job.min_confidence is None else job.min_confidence
         started = time.perf_counter()
         reader = self.models.reader(site)
-        classes = reader.alphabet(characters(job.charset) if job.charset else None, job.case is not False) \
-            if reader else None
-        if classes is None or not classes.classes:
+        allowed = characters(job.charset) if job.charset else None
+        classes = reader.alphabet(allowed, case=job.case is not False) if reader else None
+        if reader is None or classes is None or not classes.classes:  # no model, or none of its characters
             answer = generic(image, job.min_confidence, wanted)
         else:
             shortest, longest = job.lengths(0)
