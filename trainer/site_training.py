@@ -1,10 +1,10 @@
 """Train one site's model from its samples, and decide whether it replaces what the site reads with now.
 
 A fifth of the samples (chosen by their ids, so the same ones across retrains) is held back. The new
-model's confidence is calibrated on them (a softmax temperature chosen so that its answers at the
-service's threshold reach ``site_model_precision``, answering as many as they can: the likelihood of the
-labels, which a temperature is usually fitted to, let a model answer 98% of a style at 0.983 precision
-and another 41% at 1.000). It is then measured on them with the workers' own site reader, beside the
+model's confidence is calibrated on them for the decision it serves: a softmax temperature chosen so that
+its answers at the service's threshold reach ``site_model_precision`` while answering as many as they can
+(a fit to the labels' likelihood left some sites over-sure and others answering too few; the figures are
+in docs/site-learning.md). It is then measured on them with the workers' own site reader, beside the
 generic reader and the site's current model, and promoted only when it beats what the site has now
 (:meth:`Measured.beats`).
 """
@@ -40,7 +40,8 @@ HELD_BACK_ONE_IN = 5
 # from the site's samples, and the features (strokes, clutter) transfer.
 BASE_MODEL = OWN_MODELS["digits_crnn"]
 RESERVED_S = 40  # of the time budget, for decoding, calibrating, measuring and exporting around the training
-TEMPERATURES = tuple(float(t) for t in np.geomspace(0.25, 4.0, 17))  # a fine-tuned network can be over- or under-sure
+# A fine-tuned network can be over- or under-sure: sharper (below 1) or flatter (above 1).
+TEMPERATURES = tuple(float(t) for t in np.geomspace(0.25, 4.0, 17))
 
 
 def held_back(sample: Sample) -> bool:
@@ -137,7 +138,7 @@ def calibrated_temperature(reader: SiteModelReader, outputs: list[np.ndarray], l
     """The sharpest temperature at which the held-back answers at `threshold` are right at `precision`
     (or none is answered), so the most are answered; the most cautious one when even it is not that
     precise. A flatter temperature answers fewer and surer, so the search halves the grid (each try
-    decodes every held-back sample: about 2 s)."""
+    decodes every held-back sample)."""
     def precise(temperature: float) -> bool:
         readings = [reader.decode(output, temperature=temperature) for output in outputs]
         measured = Measured.of([(r.text, r.confidence) for r in readings], labels, threshold)

@@ -28,7 +28,7 @@ from worker.normalise import Look, prepare
 
 LOOKS = (Look("standard"), Look("colour_distance"), Look("standard", "tight"), Look("colour_distance", "tight"))
 BATCH = 32
-EVALUATIONS = 15  # measurements on the held-back samples per budget: each costs about as much as 8 steps
+EVALUATIONS = 15  # measurements on the held-back samples per budget (each reads them in all four looks)
 # Seconds between them; the longest is well inside the trainer's lease (keep_alive renews it there).
 EVALUATE_EVERY_S = (10.0, 30.0)
 
@@ -111,8 +111,8 @@ class FineTuned:
 def finetune(train: Sequence[Encoded], valid: Sequence[Encoded], base: Path, classes: int, budget_s: float,
              seed: int = 0, lr: float = 1e-3, keep_alive: Callable[[], None] = lambda: None) -> FineTuned:
     """Train from `base` (an exported ONNX model) for at most `budget_s`; keep the weights that read the
-    most `valid` samples right, and the look that reads them best. `keep_alive` is called between evaluations (the
-    trainer renews its lease there)."""
+    most `valid` samples right, and the look that reads them best. `keep_alive` is called between
+    evaluations (the trainer renews its lease there)."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     started = time.monotonic()
