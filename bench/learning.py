@@ -3,8 +3,8 @@
 For each generator of ../shared/sites/ (1,000 labelled images each, never in the corpus): upload N
 samples to a site of its own, ask the trainer to train, wait, then read the matching ../shared/corpus/
 folder through POST /ocr with that site, and without a site (the generic reader, asked for the folder's
-own charset and length, as the site requests are). Every image is read twice: at min_confidence 0 (the accuracy with every image
-answered, and the time of a read) and at the service's threshold (the answered share and its precision,
+own charset and length, as the site requests are). Every image is read twice: at min_confidence 0
+(the accuracy with every image answered, and the time of a read) and at the service's threshold (the answered share and its precision,
 with the generic reader's help when the site model is unsure, as a user's request is read).
 ``--set alnum`` does the same with ../shared/sites_alnum/ and corpus_alnum/ (compared ignoring case).
 
@@ -34,6 +34,7 @@ import httpx
 from bench import output_file, publish
 from bench.accuracy import folder_charset
 from shared.settings import Settings
+from testbed.support import wait_trained
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared"
 CLIENTS = 4
@@ -65,7 +66,7 @@ class Measured:
     ms: float
 
 
-def _b64(path: Path) -> str:
+def image_b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
@@ -91,7 +92,7 @@ def read_folder(client: httpx.Client, folders: Folders, folder: str, site: str |
 
     def read(path: Path) -> tuple[bool, bool | None, float]:
         fields = {"site": site} if site else {}
-        body = {"image_base64": _b64(path), **fields, **asked(folders, folder, _label(path))}
+        body = {"image_base64": image_b64(path), **fields, **asked(folders, folder, _label(path))}
         started = time.perf_counter()
         anything = client.post("/ocr", json={**body, "min_confidence": 0.0}).json()
         seconds = time.perf_counter() - started
@@ -106,25 +107,19 @@ def read_folder(client: httpx.Client, folders: Folders, folder: str, site: str |
                     sum(sure) / len(sure) if sure else None, 1000 * sum(s for _, _, s in results) / len(results))
 
 
-def wait_trained(client: httpx.Client, site: str, timeout_s: float = TRAINING_TIMEOUT_S) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status = client.get(f"/sites/{site}").json()
-        if status["training"] in ("idle", "failed") and status["last_training"]:
-            return status
-        time.sleep(2)
-    raise TimeoutError(f"{site} was not trained within {timeout_s:.0f} s")
+def upload(client: httpx.Client, site: str, paths: list[Path]) -> None:
+    """Labelled images (``<index>_<label>.png``) as samples of `site`, 100 a request."""
+    for start in range(0, len(paths), 100):
+        items = [{"image_base64": image_b64(p), "text": _label(p)} for p in paths[start:start + 100]]
+        client.post(f"/sites/{site}/samples", json={"items": items}).raise_for_status()
 
 
 def learn(client: httpx.Client, folders: Folders, folder: str, size: int) -> tuple[Measured, dict]:
     site = f"bench.{folders.sites.name}.{folder}.{size}"
     client.delete(f"/sites/{site}")
-    paths = folders.images(folders.sites, folder)[:size]
-    for start in range(0, len(paths), 100):
-        items = [{"image_base64": _b64(p), "text": _label(p)} for p in paths[start:start + 100]]
-        client.post(f"/sites/{site}/samples", json={"items": items}).raise_for_status()
+    upload(client, site, folders.images(folders.sites, folder)[:size])
     client.post(f"/sites/{site}/train").raise_for_status()
-    status = wait_trained(client, site)
+    status = wait_trained(client, site, TRAINING_TIMEOUT_S)
     measured = read_folder(client, folders, folder, site)
     client.delete(f"/sites/{site}")  # its samples and models: Redis holds every site in memory
     return measured, status
@@ -147,7 +142,7 @@ def traffic(client: httpx.Client, folders: Folders, folder: str, scan_s: float) 
         if start:
             with ThreadPoolExecutor(CLIENTS) as pool:
                 list(pool.map(lambda p: client.post("/ocr", json={
-                    "image_base64": _b64(p), "site": site, **asked(folders, folder, _label(p))}),
+                    "image_base64": image_b64(p), "site": site, **asked(folders, folder, _label(p))}),
                     stream[start - 500:start]))
             status = settled(client, site, scan_s)
         measured = read_folder(client, folders, folder, site)
@@ -164,7 +159,7 @@ def settled(client: httpx.Client, site: str, scan_s: float) -> dict:
     while time.monotonic() < deadline:
         status = client.get(f"/sites/{site}").json()
         if status["training"] in ("queued", "running"):
-            return wait_trained(client, site)
+            return wait_trained(client, site, TRAINING_TIMEOUT_S)
         time.sleep(1)
     return client.get(f"/sites/{site}").json()
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
 import statistics
 import tempfile
 from pathlib import Path
 
 from bench import output_file, publish
+from bench.learning import TRAINING_TIMEOUT_S, image_b64, upload
 from testbed.loadgen import LoadResult, ocr_requests, run_load
 from testbed.support import CORPUS, Stack
 
@@ -27,18 +27,11 @@ SITE = "bench.throughput"
 SITES = CORPUS.parent / "sites"
 
 
-def _b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
-
 def teach(stack: Stack, folder: str, samples: int) -> dict:
     """Upload the samples, train, and return the promoted model's status (or stop: nothing to compare)."""
-    paths = sorted((SITES / folder).glob("*.png"))[:samples]
-    for start in range(0, len(paths), 100):
-        items = [{"image_base64": _b64(p), "text": p.stem.split("_", 1)[1]} for p in paths[start:start + 100]]
-        stack.http.post(f"/sites/{SITE}/samples", json={"items": items}).raise_for_status()
+    upload(stack.http, SITE, sorted((SITES / folder).glob("*.png"))[:samples])
     stack.http.post(f"/sites/{SITE}/train").raise_for_status()
-    status = stack.trained(SITE, timeout_s=1800)
+    status = stack.trained(SITE, timeout_s=TRAINING_TIMEOUT_S)
     if status["model"] is None:
         raise SystemExit(f"the site model was not promoted: {status['last_training']}")
     return status
@@ -59,7 +52,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--markdown", type=output_file, default=None)
     args = parser.parse_args()
-    images = [_b64(p) for p in sorted((CORPUS / args.folder).glob("*.png"))[:args.limit]]
+    images = [image_b64(p) for p in sorted((CORPUS / args.folder).glob("*.png"))[:args.limit]]
     lines = ["| concurrency | generic req/s | site req/s | ratio (median of pairs) | generic p50 ms | site p50 ms |",
              "|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as tmp:

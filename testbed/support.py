@@ -50,6 +50,16 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, every_s: 
     raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+def wait_trained(http: httpx.Client, site: str, timeout_s: float) -> dict:
+    """The site's status (GET /sites/{site}) once the trainer ran and went idle again."""
+    def done() -> bool:
+        status = http.get(f"/sites/{site}").json()
+        return status["training"] in ("idle", "failed") and status["last_training"] is not None
+
+    wait_until(done, timeout_s, f"the trainer to train {site}", every_s=1)
+    return http.get(f"/sites/{site}").json()
+
+
 class CorpusMissing(FileNotFoundError):
     """The team's corpus (../shared/corpus, beside every checkout CI runs) is not where it should be."""
 
@@ -168,16 +178,10 @@ class Stack:
         return self.http.post("/ocr", json=body)
 
     def trained(self, site: str, timeout_s: float = 600) -> dict:
-        """The site's status once the trainer ran and went idle again."""
-        def done() -> bool:
-            status = self.http.get(f"/sites/{site}").json()
-            return status["training"] in ("idle", "failed") and status["last_training"] is not None
-
-        wait_until(done, timeout_s, f"the trainer to train {site}", every_s=1)
-        return self.http.get(f"/sites/{site}").json()
+        return wait_trained(self.http, site, timeout_s)
 
     def close(self) -> None:
         self.http.close()
-        for process in [self.api, *self.workers, *([self.trainer] if self.trainer else [])]:
+        for process in [p for p in (self.api, *self.workers, self.trainer) if p is not None]:
             process.stop()
         self.redis.stop()
