@@ -141,10 +141,10 @@ class Recognizer:
     """Reads captchas; meant as one per worker process (sessions load once).
 
     Workers pass `Settings.models` (common_old, then our digits_crnn as a second opinion); the
-    argument's default, common_old alone, is the recognizer before our model. Measured on the corpus:
-    ddddocr's "common" adds about one point of accuracy, no answered-rate, ~70 MB of RSS and doubles
-    the retry cost. Retry thresholds on cached readings: 0.5 -> 0.795, 0.7 -> 0.804, 0.8 -> 0.804,
-    0.9 -> 0.802, every image -> 0.800 (a retry can replace a right first reading with a wrong one).
+    argument's default, common_old alone, is the recognizer before our model. ddddocr's "common" is
+    not a default (little gain for its memory and retry cost), and unsure readings are retried below
+    `retry_below` only, since a retry can replace a right first reading with a wrong one (the figures
+    behind both are in docs/accuracy.md, "Decisions").
     Letters and arithmetic are read by TEXT_MODELS, loaded on the first such reading so that a
     digits-only worker never pays for them.
     """
