@@ -1,12 +1,14 @@
 """Train one site's model from its samples, and decide whether it replaces what the site reads with now.
 
-A fifth of the samples (chosen by their ids, so the same ones across retrains) is held back. The new
-model's confidence is calibrated on them for the decision it serves: a softmax temperature chosen so that
-its answers at the service's threshold reach ``site_model_precision`` while answering as many as they can
-(a fit to the labels' likelihood left some sites over-sure and others answering too few; the figures are
-in docs/site-learning.md). It is then measured on them with the workers' own site reader, beside the
-generic reader and the site's current model, and promoted only when it beats what the site has now
-(:meth:`Measured.beats`).
+A fifth of the samples (chosen by their ids, so the same ones across retrains) is held back. They are
+read as the workers answer a site request (:func:`worker.site_reading.served`: the site model, and the
+generic reader beside it when the model is unsure), so the figures are the service's. The new model's
+confidence is calibrated there for the decision it serves: a softmax temperature chosen so that the
+answers at the service's threshold reach ``site_model_precision`` while answering as many as they can
+(a fit to the labels' likelihood left some sites over-sure and others answering too few), on at least
+``site_model_min_answers`` of them (a handful of right answers proves no precision). The new model
+is then measured beside the generic reader and the site's current model, and promoted only when it beats
+what the site has now (:meth:`Measured.beats`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,8 @@ from training.model import CRNN
 from training.train import export
 from worker.charsets import alphabet
 from worker.recognizer import OWN_MODELS, Recognizer
-from worker.site_model import SiteModelReader
+from worker.site_model import SiteModelReader, SiteReading
+from worker.site_reading import served
 from worker.wanted import Wanted, read
 
 HELD_BACK_ONE_IN = 5
@@ -65,9 +68,9 @@ class Measured:
                 and (self.precision or 0.0) >= (other.precision or 0.0))
 
     @classmethod
-    def of(cls, readings: list[tuple[str, float]], labels: list[str], threshold: float) -> Measured:
-        right = [text == label for (text, _), label in zip(readings, labels)]
-        sure = [ok for ok, (_, confidence) in zip(right, readings) if confidence >= threshold]
+    def of(cls, readings: Sequence[SiteReading], labels: list[str], threshold: float) -> Measured:
+        right = [reading.text == label for reading, label in zip(readings, labels)]
+        sure = [ok for ok, reading in zip(right, readings) if reading.confidence >= threshold]
         return cls(round(sum(right) / len(labels), 4), round(len(sure) / len(labels), 4),
                    round(sum(sure) / len(sure), 4) if sure else None)
 
@@ -108,19 +111,21 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
     }
     labels = [s.text for s in valid]
     threshold = settings.min_confidence
-    uncalibrated = SiteModelReader(_exported(tuned.network, charset, 1.0), meta)
-    meta["temperature"] = calibrated_temperature(uncalibrated, [uncalibrated.outputs(i) for i in valid_images],
-                                                 labels, threshold, settings.site_model_precision)
-    onnx = _exported(tuned.network, charset, meta["temperature"])
-    new = Measured.of(_read_all(SiteModelReader(onnx, meta), valid_images), labels, threshold)
     generic_alphabet = alphabet(meta["learned"], case=True)
     generic_readings = [_generic(generic, image, Wanted(len(label), len(label), generic_alphabet))
                         for image, label in zip(valid_images, labels)]
+    uncalibrated = SiteModelReader(_exported(tuned.network, charset, 1.0), meta)
+    meta["temperature"] = calibrated_temperature(uncalibrated, [uncalibrated.outputs(i) for i in valid_images],
+                                                 generic_readings, labels, threshold,
+                                                 settings.site_model_precision, settings.site_model_min_answers)
+    onnx = _exported(tuned.network, charset, meta["temperature"])
+    new = Measured.of(_served(SiteModelReader(onnx, meta), valid_images, generic_readings, threshold), labels,
+                      threshold)
     generic_measured = Measured.of(generic_readings, labels, threshold)
     now = [generic_measured]
     if current is not None:
-        now.append(Measured.of(_read_all(SiteModelReader(current.onnx, current.meta), valid_images), labels,
-                               threshold))
+        now.append(Measured.of(_served(SiteModelReader(current.onnx, current.meta), valid_images,
+                                       generic_readings, threshold), labels, threshold))
     meta.update({
         "trained_at": time.time(),
         "samples_used": len(train),
@@ -133,16 +138,22 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
     return Outcome(onnx, meta, promote=all(new.beats(other) for other in now))
 
 
-def calibrated_temperature(reader: SiteModelReader, outputs: list[np.ndarray], labels: list[str],
-                           threshold: float, precision: float) -> float:
-    """The sharpest temperature at which the held-back answers at `threshold` are right at `precision`
-    (or none is answered), so the most are answered; the most cautious one when even it is not that
-    precise. A flatter temperature answers fewer and surer, so the search halves the grid (each try
-    decodes every held-back sample)."""
+def calibrated_temperature(reader: SiteModelReader, outputs: list[np.ndarray], generic: list[SiteReading],
+                           labels: list[str], threshold: float, precision: float, min_answers: int = 1) -> float:
+    """The sharpest temperature at which the site model's answers at `threshold` are right at
+    `precision` and at least `min_answers` (or none is answered), so the most are answered; the most
+    cautious one when even it is not that precise. Its answers are those it gives alone or confirms with the `generic` reader's reading
+    of the same sample, as the workers serve them (the generic reader's own answers are as precise as
+    they are whatever the temperature). A flatter temperature answers fewer and surer, so the search
+    halves the grid (each try decodes every held-back sample)."""
     def precise(temperature: float) -> bool:
-        readings = [reader.decode(output, temperature=temperature) for output in outputs]
-        measured = Measured.of([(r.text, r.confidence) for r in readings], labels, threshold)
-        return measured.precision is None or measured.precision >= precision
+        right = []
+        for output, other, label in zip(outputs, generic, labels):
+            own = reader.decode(output, temperature=temperature)
+            answer = served(own, threshold, lambda g=other: g)
+            if answer.text == own.text and answer.confidence >= threshold:
+                right.append(answer.text == label)
+        return not right or (len(right) >= min_answers and sum(right) / len(right) >= precision)
 
     low, high = 0, len(TEMPERATURES) - 1
     if not precise(TEMPERATURES[high]):
@@ -163,11 +174,13 @@ def _exported(network: CRNN, charset: str, temperature: float) -> bytes:
         return path.read_bytes()
 
 
-def _read_all(reader: SiteModelReader, images: list[Image.Image]) -> list[tuple[str, float]]:
-    return [(reading.text, reading.confidence) for reading in map(reader.read, images)]
+def _served(reader: SiteModelReader, images: list[Image.Image], generic: list[SiteReading],
+            threshold: float) -> list[SiteReading]:
+    """Each image answered as a worker answers a site request with this model."""
+    return [served(reader.read(image), threshold, lambda g=other: g) for image, other in zip(images, generic)]
 
 
-def _generic(recognizer: Recognizer, image: Image.Image, wanted: Wanted) -> tuple[str, float]:
+def _generic(recognizer: Recognizer, image: Image.Image, wanted: Wanted) -> SiteReading:
     """The generic reader's answer to the question a site request asks of it (the site's characters)."""
     candidate = read(recognizer, image, wanted)
-    return candidate.text, candidate.confidence
+    return SiteReading(candidate.text, candidate.confidence)

@@ -61,24 +61,31 @@ class SiteLearning:
         else:
             shortest, longest = job.lengths(0)
             lengths = range(shortest, longest + 1) if shortest else reader.lengths
-            reading = reader.read(image, lengths, classes)
-            if reading.confidence < max(threshold, self.settings.min_confidence):  # unsure by any standard
-                site_wanted = Wanted(min(lengths), max(lengths), classes)
-                reading = _combined(reading, generic(image, 0.0, site_wanted))
+            site_wanted = Wanted(min(lengths), max(lengths), classes)
+            reading = served(reader.read(image, lengths, classes), max(threshold, self.settings.min_confidence),
+                             lambda: _as_reading(generic(image, 0.0, site_wanted)))
             answer = _answer_or_refusal(reading, threshold, started)
         if isinstance(answer, OcrAnswer) and answer.confidence >= self.settings.self_label_min_confidence:
             self.models.store.add_sample(site, data, answer.text, "self")
         return answer
 
 
-def _combined(own: SiteReading, generic: OcrAnswer | OcrRefusal) -> SiteReading:
-    """The site model's reading and the generic reader's: the same text is surer than either; otherwise
-    the more probable one."""
-    if not isinstance(generic, OcrAnswer):
+def served(own: SiteReading, sure_at: float, generic: Callable[[], SiteReading | None]) -> SiteReading:
+    """What a site request is answered with: the site model's reading when it is at least `sure_at`;
+    otherwise that reading and the generic reader's combined: the same text is surer than either, else
+    the more probable one. The trainer calibrates and measures site models through this same rule."""
+    if own.confidence >= sure_at:
         return own
-    if generic.text == own.text:
-        return SiteReading(own.text, confirmed([own.confidence, generic.confidence]))
-    return own if own.confidence >= generic.confidence else SiteReading(generic.text, generic.confidence)
+    other = generic()
+    if other is None:
+        return own
+    if other.text == own.text:
+        return SiteReading(own.text, confirmed([own.confidence, other.confidence]))
+    return own if own.confidence >= other.confidence else other
+
+
+def _as_reading(answer: OcrAnswer | OcrRefusal) -> SiteReading | None:
+    return SiteReading(answer.text, answer.confidence) if isinstance(answer, OcrAnswer) else None
 
 
 def _answer_or_refusal(reading: SiteReading, threshold: float, started: float) -> OcrAnswer | OcrRefusal:
