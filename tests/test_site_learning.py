@@ -113,19 +113,16 @@ def test_upload_train_promote_read_feedback_and_delete(stack: LearningStack) -> 
     assert stack.http.get("/sites").json() == []
 
 
-def test_a_model_that_does_not_beat_what_the_site_reads_with_is_not_promoted(stack: LearningStack) -> None:
-    # Half a minute learns svg-captcha's digits: every held-back sample right and answered. A second
-    # training on the same samples can at best tie that model, and a tie keeps what works.
+def test_a_model_that_does_not_beat_the_generic_reader_is_not_promoted(stack: LearningStack) -> None:
+    # The generic reader reads svg-captcha's digits all but perfectly: a minute of training cannot beat it.
     stack.upload("svg.example", site_samples("npm_svg_captcha", 100))
     stack.http.post("/sites/svg.example/train")
-    first = stack.trained("svg.example")
-    assert first["model"] is not None and first["model"]["validation"]["accuracy"] == 1.0, first
-    stack.http.post("/sites/svg.example/train")
-    wait_until(lambda: stack.http.get("/sites/svg.example").json()["last_training"]["trained_at"]
-               > first["last_training"]["trained_at"], 300, "a second training")
-    second = stack.trained("svg.example")
-    assert second["model"]["version"] == first["model"]["version"] == 1, second
-    assert second["last_training"]["promoted"] is None
+    status = stack.trained("svg.example")
+    assert status["training"] == "idle", status
+    assert status["model"] is None
+    last = status["last_training"]
+    assert last["promoted"] is None
+    assert last["validation"]["accuracy"] <= last["generic_validation"]["accuracy"]
 
 
 def test_a_trainer_killed_mid_run_and_a_redis_restart_lose_no_sample(stack: LearningStack) -> None:

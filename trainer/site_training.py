@@ -59,17 +59,13 @@ class Measured:
     answered: float
     precision: float | None
 
-    def beats(self, other: Measured, faster: bool = False) -> bool:
+    def beats(self, other: Measured) -> bool:
         """More of the held-back samples read right; or as many, and more of them answered at no lower
-        precision (a site the generic reader already reads well gains answers, not accuracy). A reader
-        that is `faster` also wins a perfect tie (both read and answer every sample): a site learnt from
-        its own sure answers alone holds back only samples the generic reader was sure of, and a site
-        model reads them in a fraction of its time."""
+        precision (a site the generic reader already reads well gains answers, not accuracy)."""
         if self.accuracy != other.accuracy:
             return self.accuracy > other.accuracy
-        precise = self.accuracy > 0 and (self.precision or 0.0) >= (other.precision or 0.0)
-        perfect_tie = self.accuracy == self.answered == other.answered == 1.0
-        return precise and (self.answered > other.answered or (faster and perfect_tie))
+        return (self.accuracy > 0 and self.answered > other.answered
+                and (self.precision or 0.0) >= (other.precision or 0.0))
 
     @classmethod
     def of(cls, readings: Sequence[SiteReading], labels: list[str], threshold: float) -> Measured:
@@ -126,11 +122,10 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
     new = Measured.of(_served(SiteModelReader(onnx, meta), valid_images, generic_readings, threshold), labels,
                       threshold)
     generic_measured = Measured.of(generic_readings, labels, threshold)
-    promote = new.beats(generic_measured, faster=True)
+    now = [generic_measured]
     if current is not None:
-        promote = promote and new.beats(Measured.of(_served(SiteModelReader(current.onnx, current.meta),
-                                                            valid_images, generic_readings, threshold),
-                                                    labels, threshold))
+        now.append(Measured.of(_served(SiteModelReader(current.onnx, current.meta), valid_images,
+                                       generic_readings, threshold), labels, threshold))
     meta.update({
         "trained_at": time.time(),
         "samples_used": len(train),
@@ -140,7 +135,7 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
         "validation": vars(new),
         "generic_validation": vars(generic_measured),
     })
-    return Outcome(onnx, meta, promote=promote)
+    return Outcome(onnx, meta, promote=all(new.beats(other) for other in now))
 
 
 def calibrated_temperature(reader: SiteModelReader, outputs: list[np.ndarray], generic: list[SiteReading],

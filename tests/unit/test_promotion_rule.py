@@ -1,6 +1,5 @@
 """When a newly trained site model replaces what the site reads with: more held-back samples right, or
-as many right and more of them answered at no lower precision; against the generic reader, a perfect tie
-too, since a site model is the faster reader."""
+as many right and more of them answered at no lower precision."""
 
 from __future__ import annotations
 
@@ -20,15 +19,3 @@ from trainer.site_training import Measured
 def test_a_new_model_beats_what_the_site_has_only_when_it_reads_more_or_answers_more(
         new: Measured, now: Measured, promoted: bool) -> None:
     assert new.beats(now) is promoted
-
-
-@pytest.mark.parametrize("new, now, promoted", [
-    (Measured(1.00, 1.00, 1.00), Measured(1.00, 1.00, 1.00), True),   # a perfect tie: the faster one wins
-    (Measured(1.00, 0.88, 1.00), Measured(1.00, 0.88, 1.00), False),  # ... any other tie keeps what works
-    (Measured(1.00, 0.90, 1.00), Measured(1.00, 1.00, 1.00), False),  # ... and fewer answered loses
-    (Measured(1.00, 1.00, 0.98), Measured(1.00, 1.00, 1.00), False),  # ... nor less precise
-    (Measured(0.90, 1.00, 1.00), Measured(0.95, 0.50, 1.00), False),  # fewer right loses, however fast
-    (Measured(0.00, 0.00, None), Measured(0.00, 0.00, None), False),  # nothing right is no model
-])  # fmt: skip
-def test_a_faster_model_wins_a_tie_with_the_generic_reader(new: Measured, now: Measured, promoted: bool) -> None:
-    assert new.beats(now, faster=True) is promoted
