@@ -60,3 +60,9 @@ def test_too_few_answers_prove_no_precision() -> None:
                                   min_answers=9) == TEMPERATURES[0]
     temperature = calibrated_temperature(READER, RIGHT, SILENT[:9], ["12"] * 9, THRESHOLD, 0.99, min_answers=10)
     assert READER.decode(RIGHT[0], temperature=temperature).confidence < THRESHOLD
+
+
+def test_the_generic_readers_sure_answers_the_model_agrees_with_do_not_count_against_it() -> None:
+    agreeing = SILENT[:9] + [SiteReading("12", 0.97)]  # sure of the wrong one on its own
+    temperature = calibrated_temperature(READER, RIGHT + WRONG, agreeing, LABELS, THRESHOLD, 0.99)
+    assert 0.356 < temperature < 0.565
