@@ -165,8 +165,7 @@ class Settings(BaseSettings):
         0.99, gt=0, le=1, description="A site model's confidence is calibrated so that its answers at "
         "min_confidence are this precise on the site's held-back samples (answering as many as it can)."
     )
-    # A few right answers say little of a precision of 0.99: six of six held back were right on a site
-    # whose model then answered 9% wrong.
+    # A handful of right held-back answers says nothing of a precision of 0.99 (docs/site-learning.md).
     site_model_min_answers: int = Field(
         10, ge=1, description="Held-back samples a site model must answer, at site_model_precision, "
         "before its confidence may reach min_confidence (otherwise it answers only with the generic reader)."

@@ -142,10 +142,11 @@ def calibrated_temperature(reader: SiteModelReader, outputs: list[np.ndarray], g
                            labels: list[str], threshold: float, precision: float, min_answers: int = 1) -> float:
     """The sharpest temperature at which the site model's answers at `threshold` are right at
     `precision` and at least `min_answers` (or none is answered), so the most are answered; the most
-    cautious one when even it is not that precise. Its answers are those it gives alone, or that its confirmation of the `generic`
-    reader's reading of the same sample lifts to `threshold`, as the workers serve them (what the generic
-    reader answers on its own is as precise as it is whatever the temperature). A flatter temperature answers fewer and surer, so the search
-    halves the grid (each try decodes every held-back sample)."""
+    cautious one when even it is not that precise. Its answers are those it gives alone, or that its
+    confirmation of the `generic` reader's reading of the same sample lifts to `threshold`, as the
+    workers serve them (what the generic reader answers on its own is as precise as it is whatever the
+    temperature). A flatter temperature answers fewer and surer, so the search halves the grid (each try
+    decodes every held-back sample)."""
     def precise(temperature: float) -> bool:
         right = []
         for output, other, label in zip(outputs, generic, labels):
