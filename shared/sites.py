@@ -5,6 +5,7 @@ samples and models, and Redis's persistence keeps them across restarts. Per site
 
 - ``samples``: a stream of labelled captchas (the image file's bytes, the text, the source: an upload,
   feedback on an answer, or the service's own sure answer), capped at ``site_max_samples`` (oldest out);
+- ``digests``: the SHA-1 of each sample's image -> its stream id, so that an image is kept once;
 - ``counts``: samples held by source, and how many were ever added (to tell when a retrain is due);
 - ``model``: the promoted model (ONNX bytes), its version and what it was measured to do;
 - ``state``: ``idle | queued | running | failed`` and the reason of a failure.
@@ -16,7 +17,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from redis import Redis
@@ -27,25 +28,48 @@ TRAIN_REQUESTS_KEY = "captchaocr:sites:train-requests"
 SOURCES = ("upload", "feedback", "self")
 Source = Literal["upload", "feedback", "self"]
 TrainingState = Literal["idle", "queued", "running", "failed"]
+# A site's keys are captchaocr:site:{site}:{part}, one per part.
+PARTS = ("samples", "digests", "counts", "model", "state", "lease")
 
 # Adds one sample and drops the oldest past the cap, keeping the per-source counts exact: atomic, so
-# several workers and API processes may add to one site at once.
+# several workers and API processes may add to one site at once. One sample per image (by its SHA-1), so
+# that a captcha read twice neither counts twice nor lands on both sides of the trainer's held-back split:
+# the service's own answer never replaces a kept one; a person's label (upload or feedback) replaces the
+# service's, and another person's label when it differs (a correction). Returns {1 if added else 0, held}.
 _ADD_SAMPLE = """
+local function field(entry, name)
+    local fields = entry[2]
+    for i = 1, #fields, 2 do
+        if fields[i] == name then return fields[i + 1] end
+    end
+end
+local function forget(entry)
+    redis.call('HINCRBY', KEYS[2], field(entry, 'source'), -1)
+    redis.call('XDEL', KEYS[1], entry[1])
+    local digest = redis.sha1hex(field(entry, 'image'))
+    if redis.call('HGET', KEYS[4], digest) == entry[1] then redis.call('HDEL', KEYS[4], digest) end
+end
 redis.call('SADD', KEYS[3], ARGV[5])
-redis.call('XADD', KEYS[1], '*', 'image', ARGV[1], 'text', ARGV[2], 'source', ARGV[3])
+local digest = redis.sha1hex(ARGV[1])
+local known = redis.call('HGET', KEYS[4], digest)
+if known then
+    local entry = redis.call('XRANGE', KEYS[1], known, known)[1]
+    if entry then
+        if ARGV[3] == 'self' or (field(entry, 'source') ~= 'self' and field(entry, 'text') == ARGV[2]) then
+            return {0, redis.call('XLEN', KEYS[1])}
+        end
+        forget(entry)
+    end
+end
+local id = redis.call('XADD', KEYS[1], '*', 'image', ARGV[1], 'text', ARGV[2], 'source', ARGV[3])
+redis.call('HSET', KEYS[4], digest, id)
 redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
 redis.call('HINCRBY', KEYS[2], 'added', 1)
 local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[4])
 if excess > 0 then
-    for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)) do
-        local fields = entry[2]
-        for i = 1, #fields, 2 do
-            if fields[i] == 'source' then redis.call('HINCRBY', KEYS[2], fields[i + 1], -1) end
-        end
-        redis.call('XDEL', KEYS[1], entry[1])
-    end
+    for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)) do forget(entry) end
 end
-return redis.call('XLEN', KEYS[1])
+return {1, redis.call('XLEN', KEYS[1])}
 """
 
 
@@ -79,6 +103,13 @@ class Sample:
     source: Source
 
 
+class Kept(NamedTuple):
+    """What adding a sample did: whether it was added (not held already) and the samples held now."""
+
+    added: bool
+    samples: int
+
+
 @dataclass
 class SiteModel:
     """A promoted model: the ONNX file and what the trainer measured (``meta``)."""
@@ -96,10 +127,11 @@ class SiteStore:
         self.max_samples = max_samples
         self._add = redis.register_script(_ADD_SAMPLE)
 
-    def add_sample(self, site: str, image: bytes, text: str, source: Source) -> int:
-        """Keep one labelled captcha; returns the samples the site now holds."""
-        keys = [_key(site, "samples"), _key(site, "counts"), SITES_KEY]
-        return int(self._add(keys=keys, args=[image, text, source, self.max_samples, site]))
+    def add_sample(self, site: str, image: bytes, text: str, source: Source) -> Kept:
+        """Keep one labelled captcha, unless the site holds that image already (see ``_ADD_SAMPLE``)."""
+        keys = [_key(site, "samples"), _key(site, "counts"), SITES_KEY, _key(site, "digests")]
+        added, samples = self._add(keys=keys, args=[image, text, source, self.max_samples, site])
+        return Kept(bool(added), int(samples))
 
     def samples(self, site: str) -> list[Sample]:
         entries = self.redis.xrange(_key(site, "samples"))
@@ -123,7 +155,7 @@ class SiteStore:
         """Forget the site: samples, model and state. True when there was something to forget."""
         with self.redis.pipeline() as pipe:
             pipe.srem(SITES_KEY, site)
-            pipe.delete(*(_key(site, part) for part in ("samples", "counts", "model", "state", "lease")))
+            pipe.delete(*(_key(site, part) for part in PARTS))
             pipe.lrem(TRAIN_REQUESTS_KEY, 0, site)
             removed = pipe.execute()
         return bool(removed[0] or removed[1])

@@ -31,6 +31,28 @@ def test_samples_are_capped_oldest_first_and_counted_by_source(store: SiteStore)
     assert store.sites() == ["a.example"]
 
 
+def test_an_image_is_kept_once_and_a_persons_label_corrects_the_services(store: SiteStore) -> None:
+    assert store.add_sample("a.example", b"img", "1111", "self") == (True, 1)
+    assert store.add_sample("a.example", b"img", "1111", "self") == (False, 1)  # read twice
+    assert store.add_sample("a.example", b"img", "2222", "self") == (False, 1)  # never over a kept label
+    assert store.add_sample("a.example", b"img", "1111", "feedback") == (True, 1)  # confirmed by a person
+    assert store.add_sample("a.example", b"img", "1111", "upload") == (False, 1)
+    assert store.add_sample("a.example", b"img", "7777", "feedback") == (True, 1)  # corrected
+    assert [(s.text, s.source) for s in store.samples("a.example")] == [("7777", "feedback")]
+    assert store.counts("a.example") == {"added": 3, "upload": 0, "feedback": 1, "self": 0}
+    assert store.add_sample("b.example", b"img", "1111", "self") == (True, 1)  # sites apart
+
+
+def test_an_image_dropped_by_the_cap_may_come_back(store: SiteStore) -> None:
+    for index in range(6):
+        store.add_sample("a.example", f"image{index}".encode(), f"{index:04d}", "upload")
+    assert store.redis.hlen("captchaocr:site:a.example:digests") == 5  # the index stays within the cap
+    assert store.add_sample("a.example", b"image0", "0000", "upload") == (True, 5)
+    assert store.add_sample("a.example", b"image5", "0005", "upload") == (False, 5)
+    assert store.delete("a.example")
+    assert store.add_sample("a.example", b"image5", "0005", "upload") == (True, 1)
+
+
 def test_sites_are_kept_apart_and_deleted_whole(store: SiteStore) -> None:
     store.add_sample("a.example", b"x", "1", "upload")
     store.add_sample("b.example", b"y", "2", "feedback")

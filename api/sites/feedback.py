@@ -80,5 +80,5 @@ def teach(services: Services, site: str, payload: dict, label: str, right: bool 
     count whether the service's answer was right (None: it refused). This route and the protocols'
     reportgood both teach a site here; returns the samples the site now holds."""
     services.metrics.observe_feedback(site, right)
-    return services.sites.add_sample(site, decode_base64(payload["image_base64"], services.limits), label,
-                                     "feedback")
+    image = decode_base64(payload["image_base64"], services.limits)
+    return services.sites.add_sample(site, image, label, "feedback").samples

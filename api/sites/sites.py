@@ -41,7 +41,7 @@ class RefusedSample(BaseModel):
 
 
 class SamplesResponse(BaseModel):
-    added: int
+    added: int = Field(description="Items kept (an image the site holds with that label is not kept twice).")
     samples: int = Field(description="Samples the site holds now.")
     refused: list[RefusedSample] = Field(default_factory=list, description="Items not kept, and why.")
 
@@ -117,8 +117,8 @@ def _add_samples(services: Services, site: str, body: SamplesRequest) -> Samples
         except InputError as error:
             refused.append(RefusedSample(index=index, error=error.code.value, detail=error.detail))
             continue
-        total = services.sites.add_sample(site, data, item.text, "upload")
-        added += 1
+        kept = services.sites.add_sample(site, data, item.text, "upload")
+        total, added = kept.samples, added + kept.added
     return SamplesResponse(added=added, samples=total, refused=refused)
 
 
