@@ -41,6 +41,10 @@ class ReadingFields(BaseModel):
         None, ge=0, le=1, strict=True, description="Refuse answers less probable."
     )
     site: str | None = SITE_FIELD
+    learn: bool | None = Field(
+        None, strict=True, description="false: do not keep a sure answer as a sample of the site (default: "
+        "the service's sure answers teach their site).",
+    )  # fmt: skip
 
     def reading(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in ReadingFields.model_fields}

@@ -72,6 +72,10 @@ class OcrJob(BaseModel):
         description="The site the captcha comes from: read with the site's own model when it has one, and "
         "kept (while the result lives) so that feedback can teach the site.",
     )  # fmt: skip
+    learn: bool | None = Field(
+        None, description="false: read for the site without keeping a sure answer as a sample of it "
+        "(default: the service's sure answers teach their site).",
+    )  # fmt: skip
 
     charset: str | None = Field(
         None, max_length=62,

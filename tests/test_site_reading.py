@@ -1,5 +1,6 @@
 """Reading for a site with a model, through the real API, worker and Redis: a sure site model answers
-alone; an unsure one is combined with the generic reader, even when the request takes any answer."""
+alone; an unsure one is combined with the generic reader, even when the request takes any answer; a sure
+answer teaches the site unless the request says ``learn: false`` or it was read ignoring case."""
 
 from __future__ import annotations
 
@@ -52,3 +53,24 @@ def test_an_unsure_site_model_is_combined_with_the_generic_reader_at_any_thresho
     promote(stack, 0.7)  # 0.7 ** 4 = 0.24: unsure by the service's 0.96
     assert answer(stack, min_confidence=0)["text"] == LABEL
     assert answer(stack)["text"] == LABEL
+
+
+def test_a_sure_answer_teaches_the_site_unless_the_request_says_not_to(stack: Stack) -> None:
+    promote(stack, 1.0)
+    store = SiteStore(stack.redis.client(), max_samples=100)
+    _, image = corpus_images("npm_svg_captcha", 2)[1]  # not yet a sample of the site
+    held = store.sample_count(SITE)
+    assert stack.ocr(image_base64=image, site=SITE, learn=False).json()["text"] == OTHER
+    assert store.sample_count(SITE) == held
+    assert stack.ocr(image_base64=image, site=SITE).json()["text"] == OTHER
+    assert store.sample_count(SITE) == held + 1
+
+
+def test_an_answer_read_ignoring_case_does_not_teach_the_site(stack: Stack) -> None:
+    site, store = "cased.example", SiteStore(stack.redis.client(), max_samples=100)
+    store.promote(site, *fixed_model([frame(A=1.0), frame(b=1.0)], "Ab"))
+    asked = {"image_base64": IMAGE, "site": site, "charset": "letters", "length": 2}
+    assert stack.ocr(**asked, case=False).json()["text"].lower() == "ab"  # its case is a guess
+    assert store.sample_count(site) == 0
+    assert stack.ocr(**asked).json()["text"] == "Ab"
+    assert store.sample_count(site) == 1

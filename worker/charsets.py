@@ -52,6 +52,10 @@ class Alphabet:
     def is_digits(self) -> bool:
         return self.symbols == DIGITS
 
+    def keeps_case(self) -> bool:
+        """Whether an answer tells upper from lower case (no class holds a letter's two cases)."""
+        return all(len(members) == 1 for members in self.classes)
+
     def columns(self, model: str) -> tuple[np.ndarray, np.ndarray]:
         """For a ddddocr model: the columns to keep (blank first) and, for each, its class (0 = blank)."""
         pinned = CHARACTER_COLUMNS[model]

@@ -45,7 +45,9 @@ class SiteLearning:
 
     def answer(self, site: str, image: Image.Image, data: bytes, job: OcrJob, wanted: Wanted,
                generic: GenericReader) -> OcrAnswer | OcrRefusal:
-        """Answer for ``site``; an answer at or above ``self_label_min_confidence`` becomes a sample.
+        """Answer for ``site``; an answer at or above ``self_label_min_confidence`` becomes a sample, unless
+        the job says ``learn: false`` or the answer was read ignoring case (its letters' case is a guess,
+        and a site keeps case).
 
         An arithmetic job is the generic reader's alone: a site's samples are labelled with answers, not
         with the expressions drawn."""
@@ -57,15 +59,16 @@ class SiteLearning:
         allowed = characters(job.charset) if job.charset else None
         classes = reader.alphabet(allowed, case=job.case is not False) if reader else None
         if reader is None or classes is None or not classes.classes:  # no model, or none of its characters
-            answer = generic(image, job.min_confidence, wanted)
+            answer, read_as = generic(image, job.min_confidence, wanted), wanted.alphabet
         else:
             shortest, longest = job.lengths(0)
             lengths = range(shortest, longest + 1) if shortest else reader.lengths
             site_wanted = Wanted(min(lengths), max(lengths), classes)
             reading = served(reader.read(image, lengths, classes), max(threshold, self.settings.min_confidence),
                              lambda: _as_reading(generic(image, 0.0, site_wanted)))
-            answer = _answer_or_refusal(reading, threshold, started)
-        if isinstance(answer, OcrAnswer) and answer.confidence >= self.settings.self_label_min_confidence:
+            answer, read_as = _answer_or_refusal(reading, threshold, started), classes
+        sure = isinstance(answer, OcrAnswer) and answer.confidence >= self.settings.self_label_min_confidence
+        if sure and job.learn is not False and read_as.keeps_case():
             self.models.store.add_sample(site, data, answer.text, "self")
         return answer
 

@@ -43,6 +43,13 @@ def test_ignoring_case_sums_each_letters_two_columns_before_the_search() -> None
         assert np.allclose(merged[:, 1 + index], cased[:, 1 + index] + cased[:, 27 + index])
 
 
+def test_an_alphabet_keeps_case_unless_a_class_holds_a_letters_two_cases() -> None:
+    assert alphabet("0123456789", case=False).keeps_case()
+    assert alphabet("Ab7", case=True).keeps_case()
+    assert not alphabet("Ab7", case=False).keeps_case()
+    assert not alphabet("abc", case=False).keeps_case()  # "a" answered for an "A" too
+
+
 def test_letters_answer_in_the_case_asked_for(recognizer: Recognizer) -> None:
     image = Image.open(FLASK)
     assert read(recognizer, image, Wanted(6, 6, alphabet(characters("letters"), False))).text == "wpynzw"
