@@ -4,12 +4,13 @@ For each generator of ../shared/sites/ (1,000 labelled images each, never in the
 samples to a site of its own, ask the trainer to train, wait, then read the matching ../shared/corpus/
 folder through POST /ocr with that site, and without a site (the generic reader, asked for the folder's
 own charset and length, as the site requests are). Every image is read twice: at min_confidence 0
-(the accuracy with every image answered, and the time of a read) and at the service's threshold (the answered share and its precision,
-with the generic reader's help when the site model is unsure, as a user's request is read).
+(the accuracy with every image answered, and the time of a read) and at the service's threshold (the
+answered share and its precision, with the generic reader's help when the site model is unsure, as a
+user's request is read). These reads say ``learn: false``: measuring teaches a site nothing.
 ``--set alnum`` does the same with ../shared/sites_alnum/ and corpus_alnum/ (compared ignoring case).
 
-Start the service with the trainer's own schedule off, so that the sure answers the bench's reads add
-to its sites do not start trainings between folders, then run the bench:
+Start the service with the trainer's own schedule off, so that a site is trained when the bench asks,
+on all N samples (not as soon as the first 200 are in), then run the bench:
 
     CAPTCHAOCR_LEARN_MIN_SAMPLES=1000000 scripts/up.sh
     .venv/bin/python -m bench.learning --sizes 100 200 500 --markdown bench/out/learning.md
@@ -76,10 +77,11 @@ def _label(path: Path) -> str:
 
 def asked(folders: Folders, folder: str, label: str) -> dict[str, object]:
     """What a user who knows the site asks for, with or without a site: letters are asked with the
-    folder's own charset and the label's length (digits are the default)."""
+    folder's own charset and the label's length, ignoring case as they are compared (a site model keeps
+    case unless asked not to; digits are the default)."""
     if not folders.ignore_case:
         return {}
-    return {"charset": folder_charset(folders.corpus / folder), "length": len(label)}
+    return {"charset": folder_charset(folders.corpus / folder), "length": len(label), "case": False}
 
 
 def read_folder(client: httpx.Client, folders: Folders, folder: str, site: str | None) -> Measured:
@@ -91,7 +93,7 @@ def read_folder(client: httpx.Client, folders: Folders, folder: str, site: str |
         return text.lower() == label.lower() if folders.ignore_case else text == label
 
     def read(path: Path) -> tuple[bool, bool | None, float]:
-        fields = {"site": site} if site else {}
+        fields = {"site": site, "learn": False} if site else {}
         body = {"image_base64": image_b64(path), **fields, **asked(folders, folder, _label(path))}
         started = time.perf_counter()
         anything = client.post("/ocr", json={**body, "min_confidence": 0.0}).json()
