@@ -145,8 +145,9 @@ def calibrated_temperature(reader: SiteModelReader, outputs: list[np.ndarray], g
     cautious one when even it is not that precise. Its answers are those it gives alone, or that its
     confirmation of the `generic` reader's reading of the same sample lifts to `threshold`, as the
     workers serve them (what the generic reader answers on its own is as precise as it is whatever the
-    temperature). A flatter temperature answers fewer and surer, so the search halves the grid (each try
-    decodes every held-back sample)."""
+    temperature). A flatter temperature answers fewer and surer, but "precise enough" is not monotone
+    in it (none answered passes, a handful of right ones does not, enough of them does), so the
+    temperatures are tried from the sharpest (each try decodes every held-back sample)."""
     def precise(temperature: float) -> bool:
         right = []
         for output, other, label in zip(outputs, generic, labels):
@@ -157,16 +158,7 @@ def calibrated_temperature(reader: SiteModelReader, outputs: list[np.ndarray], g
                 right.append(answer.text == label)
         return not right or (len(right) >= min_answers and sum(right) / len(right) >= precision)
 
-    low, high = 0, len(TEMPERATURES) - 1
-    if not precise(TEMPERATURES[high]):
-        return TEMPERATURES[high]
-    while low < high:
-        middle = (low + high) // 2
-        if precise(TEMPERATURES[middle]):
-            high = middle
-        else:
-            low = middle + 1
-    return TEMPERATURES[low]
+    return next((temperature for temperature in TEMPERATURES if precise(temperature)), TEMPERATURES[-1])
 
 
 def _exported(network: CRNN, charset: str, temperature: float) -> bytes:

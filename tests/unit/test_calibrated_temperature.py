@@ -66,3 +66,11 @@ def test_the_generic_readers_sure_answers_the_model_agrees_with_do_not_count_aga
     agreeing = SILENT[:9] + [SiteReading("12", 0.97)]  # sure of the wrong one on its own
     temperature = calibrated_temperature(READER, RIGHT + WRONG, agreeing, LABELS, THRESHOLD, 0.99)
     assert 0.356 < temperature < 0.565
+
+
+def test_a_handful_answered_at_a_middle_temperature_does_not_hide_a_sharper_one_that_passes() -> None:
+    sure = [_output("1", "2", 0.99)] * 3     # answered up to temperature 1 and beyond
+    unsure = [_output("1", "2", 0.75)] * 7   # answered only at the sharpest temperatures
+    temperature = calibrated_temperature(READER, sure + unsure, SILENT, ["12"] * 10, THRESHOLD, 0.99,
+                                         min_answers=10)
+    assert min(READER.decode(output, temperature=temperature).confidence for output in unsure) >= THRESHOLD
