@@ -17,7 +17,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from worker.charsets import Alphabet, alphabet
-from worker.ctc import decode_fixed_length
+from worker.ctc import decode_fixed_length, forward_probability
 from worker.normalise import Look, prepare
 
 BEAM = 32
@@ -25,8 +25,13 @@ BEAM = 32
 
 @dataclass(frozen=True)
 class SiteReading:
+    """A reading's text and calibrated confidence (what answers, or refuses); for a site model's reading,
+    also its network's own probability of that text, uncalibrated (what settles a disagreement with the
+    generic reader: calibration makes a model cautious about answering alone, not less often right)."""
+
     text: str
     confidence: float
+    likelihood: float | None = None
 
 
 class SiteModelReader:
@@ -44,6 +49,7 @@ class SiteModelReader:
         self.lengths: tuple[int, ...] = tuple(meta["lengths"])
         self.look = Look(meta["look"]["view"], meta["look"]["crop"], meta["look"]["stretch"])
         self.charset = charset
+        self.temperature: float = meta.get("temperature", 1.0)  # baked into the model's probabilities
 
     def alphabet(self, allowed: str | None = None, case: bool = True) -> Alphabet:
         """The learned characters a request may be answered with: those in `allowed` (default: all),
@@ -71,16 +77,23 @@ class SiteModelReader:
         classes = classes or self.alphabet()
         if not classes.classes:
             return SiteReading("", 0.0)
-        if temperature != 1.0:
-            output = output ** (1.0 / temperature)
-        probabilities = np.stack([output[:, 0], *(
-            output[:, [self.charset.index(m) + 1 for m in members if m in self.learned]].sum(axis=1)
-            for members in classes.classes)], axis=1)
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        probabilities = self._grouped(output if temperature == 1.0 else output ** (1.0 / temperature), classes)
         symbols = classes.symbols
-        best = SiteReading("", 0.0)
+        best, best_labels = SiteReading("", 0.0), []
         for length in tuple(lengths or self.lengths):
             labels, probability = decode_fixed_length(probabilities, length, beam=BEAM)
             if len(labels) == length and probability > best.confidence:
                 best = SiteReading("".join(symbols[label - 1] for label in labels), min(probability, 1.0))
-        return best
+                best_labels = labels
+        if not best_labels:
+            return best
+        raw = output if self.temperature == 1.0 else output ** self.temperature
+        return SiteReading(best.text, best.confidence, min(forward_probability(self._grouped(raw, classes),
+                                                                               best_labels), 1.0))
+
+    def _grouped(self, output: np.ndarray, classes: Alphabet) -> np.ndarray:
+        """The blank's and each class's probabilities per frame (a class sums its members' columns)."""
+        probabilities = np.stack([output[:, 0], *(
+            output[:, [self.charset.index(m) + 1 for m in members if m in self.learned]].sum(axis=1)
+            for members in classes.classes)], axis=1)
+        return probabilities / probabilities.sum(axis=1, keepdims=True)

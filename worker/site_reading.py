@@ -75,8 +75,10 @@ class SiteLearning:
 
 def served(own: SiteReading, sure_at: float, generic: Callable[[], SiteReading | None]) -> SiteReading:
     """What a site request is answered with: the site model's reading when it is at least `sure_at`;
-    otherwise that reading and the generic reader's combined: the same text is surer than either, else
-    the more probable one. The trainer calibrates and measures site models through this same rule."""
+    otherwise that reading and the generic reader's combined: the same text is surer than either; a
+    different one is the generic reader's when it is sure on its own, else the text the model's own
+    (uncalibrated) probability or the generic reader's confidence makes more probable, each with its
+    calibrated confidence. The trainer calibrates and measures site models through this same rule."""
     if own.confidence >= sure_at:
         return own
     other = generic()
@@ -84,7 +86,10 @@ def served(own: SiteReading, sure_at: float, generic: Callable[[], SiteReading |
         return own
     if other.text == own.text:
         return SiteReading(own.text, confirmed([own.confidence, other.confidence]))
-    return own if own.confidence >= other.confidence else other
+    if other.confidence >= sure_at:
+        return other
+    likelihood = own.confidence if own.likelihood is None else own.likelihood
+    return own if likelihood >= other.confidence else other
 
 
 def _as_reading(answer: OcrAnswer | OcrRefusal) -> SiteReading | None:
