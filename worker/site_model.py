@@ -9,6 +9,7 @@ merges each letter's two cases, as for the generic reader.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -59,11 +60,12 @@ class SiteModelReader:
         return alphabet("".join(c for c in self.learned if allowed is None or c in allowed), case)
 
     def read(self, image: Image.Image, lengths: Iterable[int] | None = None,
-             classes: Alphabet | None = None) -> SiteReading:
+             classes: Alphabet | None = None, sure_at: float = math.inf) -> SiteReading:
         """The most probable string of one of `lengths` (default: the site's own) of `classes`
-        (default: every learned character, case kept)."""
+        (default: every learned character, case kept); its likelihood only when it is below `sure_at`
+        (a sure reading answers alone, and the request path skips that CTC pass)."""
         wanted = tuple(lengths or self.lengths)
-        return self.decode(self.outputs(image, max(wanted)), wanted, classes)
+        return self.decode(self.outputs(image, max(wanted)), wanted, classes, sure_at=sure_at)
 
     def outputs(self, image: Image.Image, longest: int | None = None) -> np.ndarray:
         """The model's frames: probabilities of the blank and of every column of its charset."""
@@ -71,7 +73,7 @@ class SiteModelReader:
         return self.session.run(None, {self.input_name: batch})[0][0].astype(np.float64)
 
     def decode(self, output: np.ndarray, lengths: Iterable[int] | None = None, classes: Alphabet | None = None,
-               temperature: float = 1.0) -> SiteReading:
+               temperature: float = 1.0, sure_at: float = math.inf) -> SiteReading:
         """The most probable string in `output`; `temperature` rescales its probabilities first (the
         trainer tries several on the held-back samples before it bakes one into the model)."""
         classes = classes or self.alphabet()
@@ -85,7 +87,7 @@ class SiteModelReader:
             if len(labels) == length and probability > best.confidence:
                 best = SiteReading("".join(symbols[label - 1] for label in labels), min(probability, 1.0))
                 best_labels = labels
-        if not best_labels:
+        if not best_labels or best.confidence >= sure_at:
             return best
         raw = output if self.temperature == 1.0 else output ** self.temperature
         return SiteReading(best.text, best.confidence, min(forward_probability(self._grouped(raw, classes),

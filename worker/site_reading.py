@@ -64,7 +64,8 @@ class SiteLearning:
             shortest, longest = job.lengths(0)
             lengths = range(shortest, longest + 1) if shortest else reader.lengths
             site_wanted = Wanted(min(lengths), max(lengths), classes)
-            reading = served(reader.read(image, lengths, classes), max(threshold, self.settings.min_confidence),
+            sure_at = max(threshold, self.settings.min_confidence)
+            reading = served(reader.read(image, lengths, classes, sure_at), sure_at,
                              lambda: _as_reading(generic(image, 0.0, site_wanted)))
             answer, read_as = _answer_or_refusal(reading, threshold, started), classes
         sure = isinstance(answer, OcrAnswer) and answer.confidence >= self.settings.self_label_min_confidence

@@ -42,3 +42,11 @@ def test_the_likelihood_undoes_the_temperature_baked_into_the_model() -> None:
     assert reading.confidence < 0.8 * 0.9 < reading.likelihood + 1e-9
     assert reading.likelihood == pytest.approx(0.8 * 0.9, rel=1e-4)
     assert np.isclose(reading.likelihood, reader.decode(reader.outputs(image), temperature=0.5).confidence)
+
+
+def test_a_reading_sure_enough_to_answer_alone_skips_the_likelihood() -> None:
+    onnx, meta = fixed_model([frame(_1=0.9, _2=0.1), frame(_2=0.9, _1=0.1)], "12")
+    reader = SiteModelReader(onnx, {**meta, "temperature": 2.0})
+    image = Image.new("L", (80, 30), 255)
+    assert reader.read(image, sure_at=0.5).likelihood is None  # 0.81: answered without the CTC pass
+    assert reader.read(image, sure_at=0.9).likelihood is not None
