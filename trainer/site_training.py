@@ -38,10 +38,11 @@ from worker.site_reading import served
 from worker.wanted import Wanted, read
 
 HELD_BACK_ONE_IN = 5
-# Every site starts from our synthetic-pretrained digit model. A letter site's network has the ALNUM
-# columns, which begin with the digits: those classifier rows carry over, the letters' rows are learned
-# from the site's samples, and the features (strokes, clutter) transfer.
-BASE_MODEL = OWN_MODELS["digits_crnn"]
+# Every site starts from a model pretrained on synthetic captchas of its charset: a digit site from the
+# workers' digit model, a letter site from one that read letters and digits (`training.train --charset
+# alnum`, resumed from the digit model). The letter model is the trainer's alone: no worker reads with it.
+BASE_MODELS = {DIGITS: OWN_MODELS["digits_crnn"],
+               ALNUM: Path(__file__).resolve().parent / "models" / "alnum_crnn.onnx"}
 RESERVED_S = 40  # of the time budget, for decoding, calibrating, measuring and exporting around the training
 # A fine-tuned network can be over- or under-sure: sharper (below 1) or flatter (above 1).
 TEMPERATURES = tuple(float(t) for t in np.geomspace(0.25, 4.0, 17))
@@ -102,7 +103,7 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
     held: list[Encoded] = [encode(image, s.text, charset) for image, s in zip(valid_images, valid)]
     keep_alive()
     budget = max(30.0, settings.learn_max_minutes * 60 - RESERVED_S - (time.monotonic() - started))
-    tuned = finetune(encoded, held, BASE_MODEL, classes=len(charset) + 1, budget_s=budget, keep_alive=keep_alive)
+    tuned = finetune(encoded, held, BASE_MODELS[charset], classes=len(charset) + 1, budget_s=budget, keep_alive=keep_alive)
     meta: dict[str, Any] = {
         "charset": charset,
         "learned": "".join(sorted({char for text in texts for char in text})),

@@ -4,7 +4,7 @@ Usage (from the project root, in a separate virtualenv: torch is for training on
     python3 -m venv .venv-train && .venv-train/bin/pip install torch==2.13.0 onnx pillow numpy
     .venv-train/bin/python -m training.train --minutes 90 --out worker/models/digits_crnn.onnx
     .venv-train/bin/python -m training.train --charset alnum --resume worker/models/digits_crnn.onnx \
-        --minutes 120 --out worker/models/alnum_crnn.onnx
+        --minutes 45 --out trainer/models/alnum_crnn.onnx
 
 The corpus is never read here: every image is drawn by `training.synth` and normalised by the
 workers' own `worker.normalise`, so training and serving see the same views. The learning rate
