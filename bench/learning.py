@@ -66,6 +66,13 @@ class Measured:
     precision: float | None
     ms: float
 
+    @classmethod
+    def mean(cls, of: list[Measured]) -> Measured:
+        """The folders' mean, as the targets are set (precision over the folders that answered any)."""
+        precisions = [m.precision for m in of if m.precision is not None]
+        return cls(*(sum(getattr(m, name) for m in of) / len(of) for name in ("accuracy", "answered")),
+                   sum(precisions) / len(precisions) if precisions else None, sum(m.ms for m in of) / len(of))
+
 
 def image_b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
@@ -181,6 +188,7 @@ def main() -> None:
     names = args.folders or sorted(p.name for p in folders.sites.iterdir() if p.is_dir())
     lines = ["| generator | N | training min | accuracy | answered | precision | ms/read | generic: accuracy "
              "| answered | precision | ms/read |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    runs: dict[int, list[tuple[float, Measured, Measured]]] = {size: [] for size in args.sizes}
     with httpx.Client(base_url=url, timeout=120) as client:
         if args.traffic:
             lines = traffic(client, folders, args.traffic, settings.learn_scan_interval_s)
@@ -189,8 +197,14 @@ def main() -> None:
             for size in args.sizes:
                 measured, status = learn(client, folders, folder, size)
                 minutes = (status["last_training"] or {}).get("train_seconds", 0) / 60
+                runs[size].append((minutes, measured, generic))
                 lines.append(f"| {folder} | {size} | {minutes:.1f} | {_cell(measured)} | {_cell(generic)} |")
                 print(lines[-1], flush=True)
+    for size, rows in runs.items():
+        if rows:
+            minutes, site, generic = zip(*rows)
+            lines.append(f"| mean of the {len(rows)} | {size} | {sum(minutes) / len(rows):.1f} "
+                         f"| {_cell(Measured.mean(list(site)))} | {_cell(Measured.mean(list(generic)))} |")
     publish(lines, args.markdown)
 
 

@@ -8,7 +8,7 @@ answers at the service's threshold reach ``site_model_precision`` while answerin
 (a fit to the labels' likelihood left some sites over-sure and others answering too few), on at least
 ``site_model_min_answers`` of them (a handful of right answers proves no precision). The new model
 is then measured beside the generic reader and the site's current model, and promoted only when it beats
-what the site has now (:meth:`Measured.beats`).
+what the site has now by more than chance explains (:meth:`trainer.promotion.Measured.beats`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from shared.charsets import ALNUM, DIGITS
 from shared.imaging import ImageLimits, open_image
 from shared.settings import Settings
 from shared.sites import Sample, SiteModel
+from trainer.promotion import Measured
 from training.finetune import Encoded, encode, finetune
 from training.model import CRNN
 from training.train import export
@@ -50,30 +51,6 @@ TEMPERATURES = tuple(float(t) for t in np.geomspace(0.25, 4.0, 17))
 
 def held_back(sample: Sample) -> bool:
     return zlib.crc32(sample.id.encode()) % HELD_BACK_ONE_IN == 0
-
-
-@dataclass
-class Measured:
-    """How a reader did on the held-back samples, at the service's confidence threshold."""
-
-    accuracy: float
-    answered: float
-    precision: float | None
-
-    def beats(self, other: Measured) -> bool:
-        """More of the held-back samples read right; or as many, and more of them answered at no lower
-        precision (a site the generic reader already reads well gains answers, not accuracy)."""
-        if self.accuracy != other.accuracy:
-            return self.accuracy > other.accuracy
-        return (self.accuracy > 0 and self.answered > other.answered
-                and (self.precision or 0.0) >= (other.precision or 0.0))
-
-    @classmethod
-    def of(cls, readings: Sequence[SiteReading], labels: list[str], threshold: float) -> Measured:
-        right = [reading.text == label for reading, label in zip(readings, labels)]
-        sure = [ok for ok, reading in zip(right, readings) if reading.confidence >= threshold]
-        return cls(round(sum(right) / len(labels), 4), round(len(sure) / len(labels), 4),
-                   round(sum(sure) / len(sure), 4) if sure else None)
 
 
 @dataclass
@@ -133,8 +110,8 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
         "held_back": len(valid),
         "train_seconds": round(time.monotonic() - started, 1),
         "steps": tuned.steps,
-        "validation": vars(new),
-        "generic_validation": vars(generic_measured),
+        "validation": new.figures(),
+        "generic_validation": generic_measured.figures(),
     })
     return Outcome(onnx, meta, promote=all(new.beats(other) for other in now))
 

@@ -1,21 +1,41 @@
-"""When a newly trained site model replaces what the site reads with: more held-back samples right, or
-as many right and more of them answered at no lower precision."""
+"""When a newly trained site model replaces what the site reads with: more held-back samples right than
+chance explains, or at least as many right and more of them answered at no lower precision."""
 
 from __future__ import annotations
 
 import pytest
 
-from trainer.site_training import Measured
+from trainer.promotion import CHANCE, Measured, by_chance
+
+HELD_BACK = 60
+
+
+def measured(right: int, answered: float, precision: float | None) -> Measured:
+    """A reader that read the first `right` of the held-back samples right."""
+    return Measured(right / HELD_BACK, answered, precision, (True,) * right + (False,) * (HELD_BACK - right))
 
 
 @pytest.mark.parametrize("new, now, promoted", [
-    (Measured(0.90, 0.50, 0.98), Measured(0.85, 0.80, 1.00), True),   # more right wins
-    (Measured(0.85, 0.90, 1.00), Measured(0.90, 0.50, 1.00), False),  # fewer right loses, however sure
-    (Measured(1.00, 1.00, 1.00), Measured(1.00, 0.88, 1.00), True),   # as many right, more answered
-    (Measured(1.00, 1.00, 0.99), Measured(1.00, 0.88, 1.00), False),  # ... but less precise
-    (Measured(1.00, 0.88, 1.00), Measured(1.00, 0.88, 1.00), False),  # no better: keep what works
-    (Measured(0.00, 0.50, 0.00), Measured(0.00, 0.00, None), False),  # nothing right is no model
+    (measured(60, 0.50, 0.98), measured(50, 0.80, 1.00), True),   # ten more right wins
+    (measured(52, 0.50, 1.00), measured(50, 0.50, 1.00), False),  # two more right is chance
+    (measured(52, 0.60, 1.00), measured(50, 0.50, 1.00), True),   # ... so it must answer more
+    (measured(50, 0.90, 1.00), measured(52, 0.50, 1.00), False),  # fewer right loses, however sure
+    (measured(60, 1.00, 1.00), measured(60, 0.88, 1.00), True),   # as many right, more answered
+    (measured(60, 1.00, 0.99), measured(60, 0.88, 1.00), False),  # ... but less precise
+    (measured(60, 0.88, 1.00), measured(60, 0.88, 1.00), False),  # no better: keep what works
+    (measured(0, 0.50, 0.00), measured(0, 0.00, None), False),    # nothing right is no model
 ])  # fmt: skip
 def test_a_new_model_beats_what_the_site_has_only_when_it_reads_more_or_answers_more(
         new: Measured, now: Measured, promoted: bool) -> None:
     assert new.beats(now) is promoted
+
+
+def test_the_lead_is_weighed_on_the_samples_only_one_reader_reads_right() -> None:
+    same_count_other_samples = Measured(0.5, 0.5, 1.0, (False,) * 30 + (True,) * 30)
+    assert not measured(35, 0.5, 1.0).beats(same_count_other_samples)  # 35 wins against 30 losses
+    assert by_chance(5, 0) == 1 / 32 <= CHANCE < by_chance(4, 0) == 1 / 16
+    assert by_chance(0, 0) == 1.0 and by_chance(1, 1) == 0.75
+
+
+def test_the_figures_a_status_shows_leave_out_the_per_sample_record() -> None:
+    assert measured(45, 0.5, 0.9).figures() == {"accuracy": 0.75, "answered": 0.5, "precision": 0.9}

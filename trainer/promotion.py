@@ -1,0 +1,58 @@
+"""How a reader did on a site's held-back samples, and when a new model replaces what the site reads with.
+
+A site holds back a few dozen samples, so one or two more read right is what chance gives: a model
+promoted on that can read the site's new captchas worse than what it replaced. So "more right" must be
+more than chance explains: a sign test on the samples only one of the two reads right.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.site_model import SiteReading
+
+# The most a tie (each sample read right by only one of the two equally likely to be either's) may
+# explain a new model's lead and the lead still count.
+CHANCE = 0.05
+
+
+@dataclass
+class Measured:
+    """A reader's figures at the service's confidence threshold, and which samples it read right."""
+
+    accuracy: float
+    answered: float
+    precision: float | None
+    right: tuple[bool, ...] = field(default=(), repr=False)
+
+    @classmethod
+    def of(cls, readings: Sequence[SiteReading], labels: list[str], threshold: float) -> Measured:
+        right = tuple(reading.text == label for reading, label in zip(readings, labels))
+        sure = [ok for ok, reading in zip(right, readings) if reading.confidence >= threshold]
+        return cls(round(sum(right) / len(labels), 4), round(len(sure) / len(labels), 4),
+                   round(sum(sure) / len(sure), 4) if sure else None, right)
+
+    def figures(self) -> dict[str, Any]:
+        """What a site's status shows."""
+        return {"accuracy": self.accuracy, "answered": self.answered, "precision": self.precision}
+
+    def beats(self, other: Measured) -> bool:
+        """More of the same held-back samples read right than `other`, by more than chance explains; or
+        at least as many, and more of them answered at no lower precision (a site the generic reader
+        already reads well gains answers, not accuracy)."""
+        wins = sum(mine and not theirs for mine, theirs in zip(self.right, other.right, strict=True))
+        losses = sum(theirs and not mine for mine, theirs in zip(self.right, other.right, strict=True))
+        if wins > losses and by_chance(wins, losses) <= CHANCE:
+            return True
+        return (wins >= losses and any(self.right) and self.answered > other.answered
+                and (self.precision or 0.0) >= (other.precision or 0.0))
+
+
+def by_chance(wins: int, losses: int) -> float:
+    """How often a fair coin, tossed once for each sample only one reader reads right, gives at least
+    `wins` to the new one (a one-sided sign test)."""
+    tosses = wins + losses
+    return sum(math.comb(tosses, k) for k in range(wins, tosses + 1)) / 2 ** tosses
