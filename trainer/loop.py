@@ -16,12 +16,13 @@ from redis import Redis
 
 from shared.settings import Settings
 from shared.sites import SiteStore
-from trainer.site_training import train_site
+from trainer.site_training import labelled_from_outside, train_site
 from worker.recognizer import Recognizer
 
 log = logging.getLogger("captchaocr.trainer")
 LEASE_TTL_S = 60
-MIN_TRAIN_SAMPLES = 20  # fewer cannot hold back enough to measure a model
+# Samples labelled from outside (uploads, feedback): fewer cannot hold back enough to measure a model.
+MIN_TRAIN_SAMPLES = 20
 
 
 class Trainer:
@@ -39,7 +40,8 @@ class Trainer:
         return site
 
     def due_site(self) -> str | None:
-        """A site left "running" by a dead trainer, or one with enough samples and enough new ones."""
+        """A site left "running" by a dead trainer, or one with enough samples and enough new ones since its
+        last training (a failed one too: the new samples may be what it lacked)."""
         for site in self.store.sites():
             state = self.store.state(site)
             if self.store.leased(site):
@@ -49,7 +51,7 @@ class Trainer:
             counts = self.store.counts(site)
             new = counts["added"] - state["trained_added"]
             if (self.store.sample_count(site) >= self.settings.learn_min_samples
-                    and new >= self.settings.learn_retrain_after and state["training"] != "failed"):
+                    and new >= self.settings.learn_retrain_after):
                 return site
         return None
 
@@ -59,9 +61,11 @@ class Trainer:
         added = self.store.counts(site)["added"]
         try:
             samples = self.store.samples(site)
-            if len(samples) < MIN_TRAIN_SAMPLES:
-                self.store.set_state(site, "failed", f"{len(samples)} samples: at least {MIN_TRAIN_SAMPLES} "
-                                     "are needed to train and measure a model", trained_added=added)
+            outside = sum(map(labelled_from_outside, samples))
+            if outside < MIN_TRAIN_SAMPLES:
+                self.store.set_state(site, "failed", f"{outside} samples from uploads or feedback: at least "
+                                     f"{MIN_TRAIN_SAMPLES} are needed to measure a model (the service's own "
+                                     "answers only train)", trained_added=added)
                 return
             self.store.set_state(site, "running")
             log.info("training %s on %d samples", site, len(samples))

@@ -1,6 +1,7 @@
 """Train one site's model from its samples, and decide whether it replaces what the site reads with now.
 
-A fifth of the samples (chosen by their ids, so the same ones across retrains) is held back. They are
+A fifth of the samples labelled from outside (uploads, feedback; chosen by their ids, so the same ones
+across retrains) is held back; the service's own sure answers only train. The held-back samples are
 read as the workers answer a site request (:func:`worker.site_reading.served`: the site model, and the
 generic reader beside it when the model is unsure), so the figures are the service's. The new model's
 confidence is calibrated there for the decision it serves: a softmax temperature chosen so that the
@@ -49,8 +50,15 @@ RESERVED_S = 40  # of the time budget, for decoding, calibrating, measuring and 
 TEMPERATURES = tuple(float(t) for t in np.geomspace(0.25, 4.0, 17))
 
 
+def labelled_from_outside(sample: Sample) -> bool:
+    """Labelled by someone else than the service (an upload, feedback): only such a label can say how a
+    model does, the service's own sure answers being the easy images, right by construction."""
+    return sample.source != "self"
+
+
 def held_back(sample: Sample) -> bool:
-    return zlib.crc32(sample.id.encode()) % HELD_BACK_ONE_IN == 0
+    """One in five of the samples labelled from outside; self-labels only train."""
+    return labelled_from_outside(sample) and zlib.crc32(sample.id.encode()) % HELD_BACK_ONE_IN == 0
 
 
 @dataclass
