@@ -7,7 +7,8 @@ own charset and length, as the site requests are). Every image is read twice: at
 (the accuracy with every image answered, and the time of a read) and at the service's threshold (the
 answered share and its precision, with the generic reader's help when the site model is unsure, as a
 user's request is read). These reads say ``learn: false``: measuring teaches a site nothing.
-``--set alnum`` does the same with ../shared/sites_alnum/ and corpus_alnum/ (compared ignoring case).
+``--set alnum`` does the same with ../shared/sites_alnum/ and corpus_alnum/ (compared ignoring case;
+with ``--keep-case``, asked and compared with case kept, as a site request is read by default).
 
 Start the service with the trainer's own schedule off, so that a site is trained when the bench asks,
 on all N samples (not as soon as the first 200 are in), then run the bench:
@@ -48,12 +49,17 @@ class Folders:
 
     sites: Path
     corpus: Path
-    ignore_case: bool
+    letters: bool
+    keep_case: bool = False
 
     @classmethod
-    def of(cls, kind: str) -> Folders:
+    def of(cls, kind: str, keep_case: bool = False) -> Folders:
         suffix = "" if kind == "digits" else f"_{kind}"
-        return cls(DATA / f"sites{suffix}", DATA / f"corpus{suffix}", ignore_case=kind != "digits")
+        return cls(DATA / f"sites{suffix}", DATA / f"corpus{suffix}", kind != "digits", keep_case)
+
+    @property
+    def ignore_case(self) -> bool:
+        return self.letters and not self.keep_case
 
     def images(self, root: Path, folder: str) -> list[Path]:
         return sorted((root / folder).glob("*.png"))
@@ -84,11 +90,11 @@ def _label(path: Path) -> str:
 
 def asked(folders: Folders, folder: str, label: str) -> dict[str, object]:
     """What a user who knows the site asks for, with or without a site: letters are asked with the
-    folder's own charset and the label's length, ignoring case as they are compared (a site model keeps
+    folder's own charset and the label's length, in case or not as they are compared (a site model keeps
     case unless asked not to; digits are the default)."""
-    if not folders.ignore_case:
+    if not folders.letters:
         return {}
-    return {"charset": folder_charset(folders.corpus / folder), "length": len(label), "case": False}
+    return {"charset": folder_charset(folders.corpus / folder), "length": len(label), "case": folders.keep_case}
 
 
 def read_folder(client: httpx.Client, folders: Folders, folder: str, site: str | None) -> Measured:
@@ -178,13 +184,14 @@ def main() -> None:
     parser.add_argument("--url", default=None, help="the service (default: the configured host and port)")
     parser.add_argument("--set", choices=["digits", "alnum"], default="digits", dest="kind")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 200, 500])
+    parser.add_argument("--keep-case", action="store_true", help="letters asked and compared with case kept")
     parser.add_argument("--folders", nargs="+", default=None, help="generators (default: all of sites/)")
     parser.add_argument("--traffic", default=None, help="stream one folder's images with no uploads")
     parser.add_argument("--markdown", type=output_file, default=None)
     args = parser.parse_args()
     settings = Settings()
     url = args.url or f"http://{settings.host}:{settings.port}"
-    folders = Folders.of(args.kind)
+    folders = Folders.of(args.kind, args.keep_case)
     names = args.folders or sorted(p.name for p in folders.sites.iterdir() if p.is_dir())
     lines = ["| generator | N | training min | accuracy | answered | precision | ms/read | generic: accuracy "
              "| answered | precision | ms/read |", "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -52,6 +52,12 @@ class Alphabet:
     def is_digits(self) -> bool:
         return self.symbols == DIGITS
 
+    def case_guesses(self, text: str) -> int:
+        """Letters of `text` whose other case is a class of its own too: the generic reader's models
+        barely tell the two apart (:data:`CASE_GUESS`)."""
+        symbols = self.symbols
+        return sum(char in symbols and char.swapcase() in symbols and char.isalpha() for char in text)
+
     def keeps_case(self) -> bool:
         """Whether an answer tells upper from lower case (no class holds a letter's two cases)."""
         return all(len(members) == 1 for members in self.classes)
@@ -65,6 +71,12 @@ class Alphabet:
                 columns.append(pinned[PINNED.index(member)])
                 owners.append(index)
         return np.array(columns), np.array(owners)
+
+
+# The chance that the generic reader has a letter's case right when the characters asked for hold both:
+# a coin flip. Its sure answers with case kept were mostly wrong on the corpus' letter styles that draw
+# both cases (docs/site-learning.md, "Letters with case kept"): its probabilities of case are no evidence.
+CASE_GUESS = 0.5
 
 
 def alphabet(characters: str, case: bool) -> Alphabet:

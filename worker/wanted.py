@@ -9,7 +9,7 @@ from PIL import Image
 
 from shared.charsets import DIGITS, characters
 from shared.contract import Alternative, ErrorCode, OcrAnswer, OcrJob, OcrRefusal
-from worker.charsets import DIGIT_ALPHABET, Alphabet, alphabet
+from worker.charsets import CASE_GUESS, DIGIT_ALPHABET, Alphabet, alphabet
 from worker.expressions import INPUT_LENGTH, MATH_ALPHABET, SHAPES, value
 from worker.recognizer import Candidate, Recognizer
 
@@ -38,7 +38,8 @@ def read(recognizer: Recognizer, image: Image.Image, wanted: Wanted) -> Candidat
     strings, so they compare), with the next most probable ones of any length when asked for."""
     if wanted.math:
         return recognizer.recognize(image, INPUT_LENGTH, MATH_ALPHABET, SHAPES, wanted.alternatives)
-    readings = [recognizer.recognize(image, length, wanted.alphabet, alternatives=wanted.alternatives)
+    readings = [case_weighed(recognizer.recognize(image, length, wanted.alphabet,
+                                                  alternatives=wanted.alternatives), wanted.alphabet)
                 for length in range(wanted.shortest, wanted.longest + 1)]  # fmt: skip
     best = max(readings, key=lambda found: found.confidence)
     if wanted.alternatives <= 1:
@@ -48,6 +49,18 @@ def read(recognizer: Recognizer, image: Image.Image, wanted: Wanted) -> Candidat
     others.pop(best.text, None)
     ranked = sorted(((text, p) for text, p in others.items() if text), key=lambda item: -item[1])
     return replace(best, alternatives=tuple(ranked[: wanted.alternatives - 1]))
+
+
+def case_weighed(candidate: Candidate, chosen: Alphabet) -> Candidate:
+    """`candidate` with each string's probability times :data:`CASE_GUESS` for every letter whose case
+    it only guessed (none unless `chosen` keeps both cases of a letter)."""
+    def weighed(text: str, probability: float) -> float:
+        return probability * CASE_GUESS ** chosen.case_guesses(text)
+
+    alternatives = tuple(sorted(((text, weighed(text, p)) for text, p in candidate.alternatives),
+                                key=lambda item: -item[1]))
+    return replace(candidate, confidence=weighed(candidate.text, candidate.confidence),
+                   alternatives=alternatives)
 
 
 def verdict(

@@ -74,3 +74,12 @@ def test_a_handful_answered_at_a_middle_temperature_does_not_hide_a_sharper_one_
     temperature = calibrated_temperature(READER, sure + unsure, SILENT, ["12"] * 10, THRESHOLD, 0.99,
                                          min_answers=10)
     assert min(READER.decode(output, temperature=temperature).confidence for output in unsure) >= THRESHOLD
+
+
+def test_a_case_mistake_the_generic_reader_confirms_ignoring_case_counts_against_the_model() -> None:
+    reader = SiteModelReader(*fixed_model([frame(a=1.0), frame(A=1.0)], "aA"))
+    outputs = [_output("a", "A", 0.9)] * 9 + [_output("a", "A", 0.8)]  # all read "aA"
+    labels = ["aA"] * 9 + ["Aa"]
+    # Sure of "AA" (its case a guess): it confirms the model's "aA", so the mistake is answered.
+    generic = SILENT[:9] + [SiteReading("AA", 0.99)]
+    assert calibrated_temperature(reader, outputs, generic, labels, THRESHOLD, 0.99) == TEMPERATURES[-1]

@@ -11,7 +11,7 @@ from PIL import Image
 from shared.charsets import LETTERS, characters
 from shared.contract import OcrJob
 from tests.prerequisites import unavailable
-from worker.charsets import alphabet
+from worker.charsets import CASE_GUESS, alphabet
 from worker.ctc import decode_fixed_length
 from worker.expressions import MATH_ALPHABET, SHAPES, value
 from worker.normalise import prepare
@@ -21,12 +21,13 @@ from worker.wanted import Wanted, read, verdict
 ALNUM_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus_alnum"
 MATH_CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus_math" / "npm_svg_captcha_math"
 FLASK = ALNUM_CORPUS / "py_flask_simple_captcha" / "0000_WPYNZW.png"  # six upper-case letters
+MIXED = ALNUM_CORPUS / "npm_svg_captcha" / "0002_EGQu.png"  # both cases, read "egqu" and sure of it
 SUM = MATH_CORPUS / "0000_13.png"  # "7+6"
 
 
 @pytest.fixture(scope="module")
 def recognizer() -> Recognizer:
-    if not FLASK.is_file() or not SUM.is_file():
+    if not all(path.is_file() for path in (FLASK, MIXED, SUM)):
         unavailable(f"no letter or arithmetic corpus beside the project ({ALNUM_CORPUS.parent})")
     return Recognizer(("common_old", "digits_crnn"))
 
@@ -55,6 +56,18 @@ def test_letters_answer_in_the_case_asked_for(recognizer: Recognizer) -> None:
     assert read(recognizer, image, Wanted(6, 6, alphabet(characters("letters"), False))).text == "wpynzw"
     assert read(recognizer, image, Wanted(6, 6, alphabet(characters("upper"), False))).text == "WPYNZW"
     assert read(recognizer, image, Wanted(6, 6, alphabet(characters("upper"), True))).text == "WPYNZW"
+
+
+def test_a_letters_case_the_models_only_guess_counts_as_a_coin_flip(recognizer: Recognizer) -> None:
+    cased = Wanted(4, 4, alphabet(characters("alnum"), True))
+    raw = recognizer.recognize(Image.open(MIXED), 4, cased.alphabet)
+    read_cased = read(recognizer, Image.open(MIXED), cased)
+    assert read_cased.text == raw.text and raw.text != "EGQu" and raw.confidence > 0.9  # sure, wrong in case
+    assert read_cased.confidence == pytest.approx(raw.confidence * CASE_GUESS ** 4)
+    assert verdict(read_cased, cased, 0.96, 1.0).ok is False
+    caseless = read(recognizer, Image.open(MIXED), Wanted(4, 4, alphabet(characters("alnum"), False)))
+    assert caseless.text.lower() == "egqu" and caseless.confidence >= raw.confidence  # nothing to guess
+    assert alphabet("0123456789", True).case_guesses("0427") == alphabet("abc", True).case_guesses("abc") == 0
 
 
 def test_exact_length_over_letters_is_improbable_when_wrong(recognizer: Recognizer) -> None:

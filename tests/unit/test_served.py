@@ -30,6 +30,22 @@ def test_a_less_probable_model_reading_loses_the_disagreement() -> None:
     assert served(SiteReading("1234", 0.30, likelihood=0.40), SURE_AT, lambda: generic) == generic
 
 
+LEARNED = "0123456789ABCabc"  # a site that draws both cases of a, b and c
+
+
+def test_the_generic_readers_guessed_case_confirms_the_model_and_never_overrides_it() -> None:
+    own = SiteReading("aB12", 0.60, likelihood=0.40)
+    confirmed = served(own, SURE_AT, lambda: SiteReading("ab12", 0.97), LEARNED)
+    assert confirmed.text == "aB12" and confirmed.confidence >= SURE_AT  # the model's case, made surer
+    # Sure of another text: the model's reading stands, refused as it was.
+    assert served(own, SURE_AT, lambda: SiteReading("Cb12", 0.99), LEARNED) == own
+
+
+def test_a_generic_reading_whose_letters_have_one_case_on_the_site_still_answers() -> None:
+    generic = SiteReading("x912", 0.97)  # "x" is not drawn in the other case there
+    assert served(SiteReading("aB12", 0.30, likelihood=0.99), SURE_AT, lambda: generic, LEARNED) == generic
+
+
 def test_the_likelihood_undoes_the_temperature_baked_into_the_model() -> None:
     raw = [frame(_1=0.8, _2=0.2), frame(_2=0.9, _1=0.1)]
     temperature = 2.0
