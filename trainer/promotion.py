@@ -2,7 +2,8 @@
 
 A site holds back a few dozen samples, so one or two more read right is what chance gives: a model
 promoted on that can read the site's new captchas worse than what it replaced. So "more right" must be
-more than chance explains: a sign test on the samples only one of the two reads right.
+more than chance explains: a sign test on the samples only one of the two reads right. A site's labels
+keep case, but requests may ignore it: a model that reads case better must not read the letters worse.
 """
 
 from __future__ import annotations
@@ -21,19 +22,22 @@ CHANCE = 0.05
 
 @dataclass
 class Measured:
-    """A reader's figures at the service's confidence threshold, and which samples it read right."""
+    """A reader's figures at the service's confidence threshold, and which samples it read right (with
+    case kept, and ignoring it)."""
 
     accuracy: float
     answered: float
     precision: float | None
     right: tuple[bool, ...] = field(default=(), repr=False)
+    right_ignoring_case: tuple[bool, ...] = field(default=(), repr=False)
 
     @classmethod
     def of(cls, readings: Sequence[SiteReading], labels: list[str], threshold: float) -> Measured:
         right = tuple(reading.text == label for reading, label in zip(readings, labels))
         sure = [ok for ok, reading in zip(right, readings) if reading.confidence >= threshold]
+        caseless = tuple(read.text.casefold() == label.casefold() for read, label in zip(readings, labels))
         return cls(round(sum(right) / len(labels), 4), round(len(sure) / len(labels), 4),
-                   round(sum(sure) / len(sure), 4) if sure else None, right)
+                   round(sum(sure) / len(sure), 4) if sure else None, right, caseless)
 
     def figures(self) -> dict[str, Any]:
         """What a site's status shows."""
@@ -43,12 +47,24 @@ class Measured:
         """More of the same held-back samples read right than `other`, by more than chance explains; or
         at least as many, and more of them answered at no lower precision (a site the generic reader
         already reads well gains answers, not accuracy)."""
-        wins = sum(mine and not theirs for mine, theirs in zip(self.right, other.right, strict=True))
-        losses = sum(theirs and not mine for mine, theirs in zip(self.right, other.right, strict=True))
+        wins, losses = _duel(self.right, other.right)
         if wins > losses and by_chance(wins, losses) <= CHANCE:
             return True
         return (wins >= losses and any(self.right) and self.answered > other.answered
                 and (self.precision or 0.0) >= (other.precision or 0.0))
+
+    def replaces(self, other: Measured) -> bool:
+        """Beats `other` (with case kept, as the labels are), and `other` does not read more of the
+        samples right ignoring case (as a request with ``case: false`` is answered) by more than chance
+        explains."""
+        losses, wins = _duel(self.right_ignoring_case, other.right_ignoring_case)
+        return self.beats(other) and not (wins > losses and by_chance(wins, losses) <= CHANCE)
+
+
+def _duel(mine: tuple[bool, ...], theirs: tuple[bool, ...]) -> tuple[int, int]:
+    """(samples only `mine` reads right, samples only `theirs` reads right)."""
+    pairs = list(zip(mine, theirs, strict=True))
+    return sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs)
 
 
 def by_chance(wins: int, losses: int) -> float:

@@ -9,7 +9,8 @@ answers at the service's threshold reach ``site_model_precision`` while answerin
 (a fit to the labels' likelihood left some sites over-sure and others answering too few), on at least
 ``site_model_min_answers`` of them (a handful of right answers proves no precision). The new model
 is then measured beside the generic reader and the site's current model, and promoted only when it beats
-what the site has now by more than chance explains (:meth:`trainer.promotion.Measured.beats`).
+what the site has now by more than chance explains, and reads no fewer right ignoring case
+(:meth:`trainer.promotion.Measured.replaces`).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
         "validation": new.figures(),
         "generic_validation": generic_measured.figures(),
     })
-    return Outcome(onnx, meta, promote=all(new.beats(other) for other in now))
+    return Outcome(onnx, meta, promote=all(new.replaces(other) for other in now))
 
 
 def calibrated_temperature(reader: SiteModelReader, outputs: list[np.ndarray], generic: list[SiteReading],

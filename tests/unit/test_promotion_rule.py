@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from trainer.promotion import CHANCE, Measured, by_chance
+from worker.site_model import SiteReading
 
 HELD_BACK = 60
 
@@ -39,3 +40,15 @@ def test_the_lead_is_weighed_on_the_samples_only_one_reader_reads_right() -> Non
 
 def test_the_figures_a_status_shows_leave_out_the_per_sample_record() -> None:
     assert measured(45, 0.5, 0.9).figures() == {"accuracy": 0.75, "answered": 0.5, "precision": 0.9}
+
+
+def test_a_model_that_reads_case_better_but_the_letters_worse_does_not_replace_the_reader() -> None:
+    labels = ["aBcD"] * 40 + ["eFgH"] * 20
+    # The generic reader gets the letters of 50 right but guesses their case; the model gets 30 exactly.
+    generic = [SiteReading("abcd", 0.5)] * 40 + [SiteReading("efgh", 0.5)] * 10 + [SiteReading("xxxx", 0.5)] * 10
+    model = [SiteReading("aBcD", 0.5)] * 30 + [SiteReading("zzzz", 0.5)] * 30
+    new, now = Measured.of(model, labels, 0.96), Measured.of(generic, labels, 0.96)
+    assert new.beats(now) and not new.replaces(now)  # 30 right against 0 with case; 30 against 50 without
+    level = Measured.of([SiteReading("aBcD", 0.5)] * 40 + [SiteReading("eFgH", 0.5)] * 10
+                        + [SiteReading("yyyy", 0.5)] * 10, labels, 0.96)
+    assert level.replaces(now)  # 50 against 50 ignoring case: the case it learned decides
