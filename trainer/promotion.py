@@ -48,7 +48,7 @@ class Measured:
         at least as many, and more of them answered at no lower precision (a site the generic reader
         already reads well gains answers, not accuracy)."""
         wins, losses = _duel(self.right, other.right)
-        if wins > losses and by_chance(wins, losses) <= CHANCE:
+        if _leads(wins, losses):
             return True
         return (wins >= losses and any(self.right) and self.answered > other.answered
                 and (self.precision or 0.0) >= (other.precision or 0.0))
@@ -57,14 +57,18 @@ class Measured:
         """Beats `other` (with case kept, as the labels are), and `other` does not read more of the
         samples right ignoring case (as a request with ``case: false`` is answered) by more than chance
         explains."""
-        losses, wins = _duel(self.right_ignoring_case, other.right_ignoring_case)
-        return self.beats(other) and not (wins > losses and by_chance(wins, losses) <= CHANCE)
+        return self.beats(other) and not _leads(*_duel(other.right_ignoring_case, self.right_ignoring_case))
 
 
 def _duel(mine: tuple[bool, ...], theirs: tuple[bool, ...]) -> tuple[int, int]:
     """(samples only `mine` reads right, samples only `theirs` reads right)."""
     pairs = list(zip(mine, theirs, strict=True))
     return sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs)
+
+
+def _leads(wins: int, losses: int) -> bool:
+    """More wins than losses, by more than chance explains."""
+    return wins > losses and by_chance(wins, losses) <= CHANCE
 
 
 def by_chance(wins: int, losses: int) -> float:

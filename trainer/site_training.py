@@ -139,7 +139,7 @@ def calibrated_temperature(reader: SiteModelReader, outputs: list[np.ndarray], g
         right = []
         for output, other, label in zip(outputs, generic, labels):
             own = reader.decode(output, temperature=temperature)
-            answer = served(own, threshold, lambda g=other: g, reader.learned)
+            answer = served(own, threshold, lambda g=other: g, reader.alphabet())
             generic_alone = other.confidence >= threshold and other.text == answer.text
             model_made_it = own.confidence >= threshold or not generic_alone
             if answer.text == own.text and answer.confidence >= threshold and model_made_it:
@@ -159,7 +159,7 @@ def _exported(network: CRNN, charset: str, temperature: float) -> bytes:
 def _served(reader: SiteModelReader, images: list[Image.Image], generic: list[SiteReading],
             threshold: float) -> list[SiteReading]:
     """Each image answered as a worker answers a site request with this model."""
-    return [served(reader.read(image), threshold, lambda g=other: g, reader.learned)
+    return [served(reader.read(image), threshold, lambda g=other: g, reader.alphabet())
             for image, other in zip(images, generic)]
 
 

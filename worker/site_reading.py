@@ -20,6 +20,7 @@ from shared.connection import connect
 from shared.contract import ErrorCode, OcrAnswer, OcrJob, OcrRefusal
 from shared.settings import Settings
 from shared.sites import SiteStore
+from worker.charsets import Alphabet
 from worker.recognizer import confirmed
 from worker.site_model import SiteReading
 from worker.site_models import SiteModels
@@ -66,7 +67,7 @@ class SiteLearning:
             site_wanted = Wanted(min(lengths), max(lengths), classes)
             sure_at = max(threshold, self.settings.min_confidence)
             reading = served(reader.read(image, lengths, classes, sure_at), sure_at,
-                             lambda: _as_reading(generic(image, 0.0, site_wanted)), reader.learned)
+                             lambda: _as_reading(generic(image, 0.0, site_wanted)), classes)
             answer, read_as = _answer_or_refusal(reading, threshold, started), classes
         sure = isinstance(answer, OcrAnswer) and answer.confidence >= self.settings.self_label_min_confidence
         if sure and job.learn is not False and read_as.keeps_case():
@@ -75,23 +76,22 @@ class SiteLearning:
 
 
 def served(own: SiteReading, sure_at: float, generic: Callable[[], SiteReading | None],
-           learned: str = "") -> SiteReading:
+           classes: Alphabet | None = None) -> SiteReading:
     """What a site request is answered with: the site model's reading when it is at least `sure_at`;
     otherwise that reading and the generic reader's combined: the same text is surer than either; a
     different one is the generic reader's when it is sure on its own, else the text the model's own
     (uncalibrated) probability or the generic reader's confidence makes more probable, each with its
     calibrated confidence. The trainer calibrates and measures site models through this same rule.
 
-    The generic reader only guesses a letter's case (its sure answers on the corpus' sites that draw
-    both cases have the case right one time in five): when its text holds a letter whose other case the
-    site's model `learned` too, it confirms the model's reading if they agree ignoring case, and
-    otherwise leaves the model's reading as it is."""
+    The generic reader only guesses a letter's case (:data:`worker.charsets.CASE_GUESS`): when its text
+    holds a letter whose other case is one of the `classes` asked for too, it confirms the model's
+    reading if they agree ignoring case, and otherwise leaves the model's reading as it is."""
     if own.confidence >= sure_at:
         return own
     other = generic()
     if other is None:
         return own
-    case_guessed = any(char.swapcase() != char and char.swapcase() in learned for char in other.text)
+    case_guessed = classes is not None and classes.case_guesses(other.text) > 0
     if other.text == own.text or (case_guessed and other.text.casefold() == own.text.casefold()):
         return SiteReading(own.text, confirmed([own.confidence, other.confidence]))
     if case_guessed:

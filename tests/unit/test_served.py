@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.fixed_site_model import fixed_model, frame
+from worker.charsets import alphabet
 from worker.site_model import SiteModelReader, SiteReading
 from worker.site_reading import served
 
@@ -30,7 +31,7 @@ def test_a_less_probable_model_reading_loses_the_disagreement() -> None:
     assert served(SiteReading("1234", 0.30, likelihood=0.40), SURE_AT, lambda: generic) == generic
 
 
-LEARNED = "0123456789ABCabc"  # a site that draws both cases of a, b and c
+LEARNED = alphabet("0123456789ABCabc", case=True)  # a site that draws both cases of a, b and c
 
 
 def test_the_generic_readers_guessed_case_confirms_the_model_and_never_overrides_it() -> None:
