@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.settings import Settings
 from testbed.support import CORPUS, Stack, wait_until
 from tests.hostile_images import icns_with_slot, png_claiming
 from tests.prerequisites import corpus_images, unavailable
@@ -28,9 +29,11 @@ pytestmark = pytest.mark.slow  # starts real processes and trains models
 SITES = CORPUS.parent / "sites"
 SITE = "shop.example"
 # The trainer keeps half a minute of each budget for decoding, measuring and exporting. The default
-# budget (5 minutes) on 300 samples reads py_captcha far better than the generic reader (0.83).
-PROMOTION_BUDGET_MINUTES = "5"
-SHORT_BUDGET_MINUTES = "1"
+# budget (5 minutes) on 300 samples reads py_captcha far better than the generic reader (0.83), at the
+# service's own threshold: there the trainer calibrates a model, and the plumbing tests' lower one lets
+# the generic reader's unsure answers override a model's (one trained on a busy CI machine lost so).
+PROMOTION = {"learn_max_minutes": "5", "min_confidence": str(Settings().min_confidence)}
+SHORT = {"learn_max_minutes": "1"}
 
 
 def site_samples(folder: str, count: int) -> list[dict[str, str]]:
@@ -44,9 +47,9 @@ def site_samples(folder: str, count: int) -> list[dict[str, str]]:
 class LearningStack(Stack):
     """A stack with the trainer process beside its worker."""
 
-    def __init__(self, tmp: Path, budget_minutes: str) -> None:
-        super().__init__(tmp, workers=1, redis_snapshots=True, trainer=True, learn_max_minutes=budget_minutes,
-                         learn_min_samples="100000", site_model_check_s="0.5")
+    def __init__(self, tmp: Path, settings: dict[str, str]) -> None:
+        super().__init__(tmp, workers=1, redis_snapshots=True, trainer=True, learn_min_samples="100000",
+                         site_model_check_s="0.5", **settings)
 
     def upload(self, site: str, items: list[dict[str, str]]) -> dict:
         response = self.http.post(f"/sites/{site}/samples", json={"items": items})
@@ -56,12 +59,12 @@ class LearningStack(Stack):
 
 @pytest.fixture()
 def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[LearningStack]:
-    running = LearningStack(tmp_path, getattr(request, "param", SHORT_BUDGET_MINUTES))
+    running = LearningStack(tmp_path, getattr(request, "param", SHORT))
     yield running
     running.close()
 
 
-@pytest.mark.parametrize("stack", [PROMOTION_BUDGET_MINUTES], indirect=True)
+@pytest.mark.parametrize("stack", [PROMOTION], indirect=True, ids=["promotion"])
 def test_upload_train_promote_read_feedback_and_delete(stack: LearningStack) -> None:
     bombs = [png_claiming(14000, 14000), icns_with_slot(b"ic07", png_claiming(14000, 14000)), b"not an image"]
     hostile = [{"image_base64": base64.b64encode(data).decode(), "text": "1234"} for data in bombs]
@@ -116,7 +119,8 @@ def test_upload_train_promote_read_feedback_and_delete(stack: LearningStack) -> 
 
 
 def test_a_model_that_does_not_beat_the_generic_reader_is_not_promoted(stack: LearningStack) -> None:
-    # The generic reader reads svg-captcha's digits all but perfectly: a minute of training cannot beat it.
+    # At the plumbing threshold the generic reader answers svg-captcha's digits all but perfectly: a minute
+    # of training cannot beat it (at the service's own, it answers fewer, and a model answering more wins).
     stack.upload("svg.example", site_samples("npm_svg_captcha", 100))
     stack.http.post("/sites/svg.example/train")
     status = stack.trained("svg.example")
