@@ -40,11 +40,9 @@ from redis import Redis
 from shared.contract import OcrAnswer, OcrJob, OcrRefusal
 from shared.settings import PROJECT_ROOT, Settings
 from testbed.loadgen import LoadResult, ocr_requests, run_load
-from testbed.support import PLUMBING_SETTINGS, Stack
+from testbed.support import PLUMBING_SETTINGS, SERVICE_THRESHOLD, Stack
 
 DEFAULT_IMAGES = PROJECT_ROOT.parent / "shared" / "corpus" / "py_captcha"
-# The soak runs the service as deployed: the default threshold, not the tests' plumbing one.
-SOAK_SETTINGS = {"min_confidence": str(Settings.model_fields["min_confidence"].default)}
 MIB = 1024 * 1024
 
 
@@ -142,7 +140,7 @@ class SoakReport:
 
 def stack_settings(options: SoakOptions) -> dict[str, str]:
     """What the stack is started with (keyword arguments of :class:`Stack`)."""
-    return {**SOAK_SETTINGS, **options.settings}
+    return {**SERVICE_THRESHOLD, **options.settings}  # the service as deployed
 
 
 def reader_settings(options: SoakOptions) -> Settings:

@@ -21,6 +21,7 @@ import httpx
 from redis import Redis
 
 from shared.embedded_redis import redis_server_binary
+from shared.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
@@ -30,6 +31,9 @@ CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
 # any answer the recognizer itself would give at a moderate threshold; the default threshold's
 # refusals are tested in test_recognizer.py and by the PM2 stack, which runs with the defaults.
 PLUMBING_SETTINGS = {"CAPTCHAOCR_MIN_CONFIDENCE": "0.5"}
+# A stack that runs as deployed (the soak; the trainer, which calibrates and promotes a site model at the
+# service's own threshold) overrides it with the default (keyword arguments of :class:`Stack`).
+SERVICE_THRESHOLD = {"min_confidence": str(Settings.model_fields["min_confidence"].default)}
 
 
 def free_port() -> int:

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import Settings
-from testbed.support import CORPUS, Stack, wait_until
+from testbed.support import CORPUS, SERVICE_THRESHOLD, Stack, wait_until
 from tests.hostile_images import icns_with_slot, png_claiming
 from tests.prerequisites import corpus_images, unavailable
 
@@ -32,7 +31,7 @@ SITE = "shop.example"
 # budget (5 minutes) on 300 samples reads py_captcha far better than the generic reader (0.83), at the
 # service's own threshold: there the trainer calibrates a model, and the plumbing tests' lower one lets
 # the generic reader's unsure answers override a model's (one trained on a busy CI machine lost so).
-PROMOTION = {"learn_max_minutes": "5", "min_confidence": str(Settings().min_confidence)}
+PROMOTION = {"learn_max_minutes": "5", **SERVICE_THRESHOLD}
 SHORT = {"learn_max_minutes": "1"}
 
 
