@@ -25,6 +25,9 @@ from redis import Redis
 SITE_PATTERN = r"^[A-Za-z0-9._:-]{1,100}$"
 SITES_KEY = "captchaocr:sites"
 TRAIN_REQUESTS_KEY = "captchaocr:sites:train-requests"
+# Each site's last model version, kept when the site is deleted: a worker swaps a site's model only
+# when its version changes, so a version must never be given twice to one site name.
+MODEL_VERSIONS_KEY = "captchaocr:sites:model-versions"
 SOURCES = ("upload", "feedback", "self")
 Source = Literal["upload", "feedback", "self"]
 TrainingState = Literal["idle", "queued", "running", "failed"]
@@ -178,9 +181,13 @@ class SiteStore:
         return (int(version), json.loads(meta)) if version else None
 
     def promote(self, site: str, onnx: bytes, meta: dict[str, Any]) -> int:
-        """Make ``onnx`` the site's model; returns its version (one more than the last)."""
-        version = self.model_version(site) + 1
-        self.redis.hset(_key(site, "model"), mapping={"version": version, "onnx": onnx, "meta": json.dumps(meta)})
+        """Make ``onnx`` the site's model; returns its version, above any this site name had before, deleted
+        or not (a site's models are promoted by one trainer at a time: it holds the site's lease)."""
+        version = max(self.redis.hincrby(MODEL_VERSIONS_KEY, site, 1), self.model_version(site) + 1)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(MODEL_VERSIONS_KEY, site, version)
+            pipe.hset(_key(site, "model"), mapping={"version": version, "onnx": onnx, "meta": json.dumps(meta)})
+            pipe.execute()
         return version
 
     # Training state

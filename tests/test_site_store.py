@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from PIL import Image
 
 from shared.sites import SiteStore, valid_site
 from testbed.support import RedisServer
+from tests.fixed_site_model import fixed_model, frame
+from worker.site_models import SiteModels
 
 
 @pytest.fixture()
@@ -70,6 +73,20 @@ def test_each_promotion_gets_the_next_version(store: SiteStore) -> None:
     assert store.promote("s", b"two", {"n": 2}) == 2
     model = store.model("s")
     assert model is not None and (model.version, model.onnx, model.meta) == (2, b"two", {"n": 2})
+
+
+def test_a_site_deleted_and_learned_again_gets_a_version_no_worker_has_held(store: SiteStore) -> None:
+    """A worker swaps a site's model when its version changes: had the relearned site's first model
+    taken version 1 again, a worker that held the deleted site's version 1 would keep reading with it."""
+    worker = SiteModels(store, check_every_s=0)
+    image = Image.new("RGB", (120, 40), "white")
+    store.promote("s", *fixed_model([frame(_7=1.0), frame(_2=1.0)], "27"))
+    before = worker.reader("s")
+    assert before is not None and before.read(image).text == "72"
+    assert store.delete("s")
+    assert store.promote("s", *fixed_model([frame(_2=1.0), frame(_7=1.0)], "27")) == 2
+    after = worker.reader("s")
+    assert after is not None and after.read(image).text == "27"
 
 
 def test_one_trainer_holds_a_site_at_a_time(store: SiteStore) -> None:
