@@ -5,6 +5,8 @@ Usage (from the project root, in a separate virtualenv: torch is for training on
     .venv-train/bin/python -m training.train --minutes 90 --out worker/models/digits_crnn.onnx
     .venv-train/bin/python -m training.train --charset alnum --resume worker/models/digits_crnn.onnx \
         --minutes 45 --out trainer/models/alnum_crnn.onnx
+    .venv-train/bin/python -m training.train --charset alnum --resume trainer/models/alnum_crnn.onnx \
+        --minutes 55 --lr 1e-3 --out trainer/models/alnum_crnn.onnx
 
 The corpus is never read here: every image is drawn by `training.synth` and normalised by the
 workers' own `worker.normalise`, so training and serving see the same views. The learning rate
