@@ -19,7 +19,9 @@ on all N samples (not as soon as the first 200 are in), then run the bench:
 
 ``--traffic FOLDER`` (with the service's default schedule: ``scripts/up.sh``) streams the site images
 through /ocr with the site and nothing else (no uploads, no feedback), and reports how the corpus is
-read after every 500 requests, once the trainings those requests started have finished.
+read after every 500 requests, once the trainings those requests started have finished. With
+``--fallback`` each request the service refuses is solved by the user's fallback (the label) and its
+answer sent to POST /feedback: the service's sure answers and the captchas it could not read teach it.
 """
 
 from __future__ import annotations
@@ -33,12 +35,11 @@ from pathlib import Path
 
 import httpx
 
-from bench import output_file, publish
+from bench import DATA, output_file, publish
 from bench.accuracy import folder_charset
 from shared.settings import Settings
 from testbed.support import wait_trained
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared"
 CLIENTS = 4
 TRAINING_TIMEOUT_S = 1800
 
@@ -145,24 +146,33 @@ def _cell(measured: Measured) -> str:
     return f"{measured.accuracy:.3f} | {measured.answered:.2f} | {precision} | {measured.ms:.0f}"
 
 
-def traffic(client: httpx.Client, folders: Folders, folder: str, scan_s: float) -> list[str]:
-    """How the corpus is read after each 500 site images sent with the site and nothing else."""
+def traffic(client: httpx.Client, folders: Folders, folder: str, scan_s: float,
+            fallback: bool = False) -> list[str]:
+    """How the corpus is read after each 500 site images sent with the site and nothing else but, with
+    `fallback`, the right answer to each refused one sent back (as a user's fallback would find it)."""
     site = f"bench.traffic.{folders.sites.name}.{folder}"
     client.delete(f"/sites/{site}")
     stream = folders.images(folders.sites, folder)
+
+    def send(path: Path) -> None:
+        body = {"image_base64": image_b64(path), "site": site, **asked(folders, folder, _label(path))}
+        response = client.post("/ocr", json=body)
+        if fallback and response.status_code == 422:
+            feedback = {"job_id": response.json()["job_id"], "text": _label(path)}
+            client.post("/feedback", json=feedback).raise_for_status()
+
     lines = ["| requests | samples (self) | model | accuracy | answered | precision | ms/read |",
              "|---|---|---|---|---|---|---|"]
     for start in range(0, len(stream) + 1, 500):
         status: dict = {}
         if start:
             with ThreadPoolExecutor(CLIENTS) as pool:
-                list(pool.map(lambda p: client.post("/ocr", json={
-                    "image_base64": image_b64(p), "site": site, **asked(folders, folder, _label(p))}),
-                    stream[start - 500:start]))
+                list(pool.map(send, stream[start - 500:start]))
             status = settled(client, site, scan_s)
         measured = read_folder(client, folders, folder, site)
         model = (status.get("model") or {}).get("version", "-")
-        lines.append(f"| {start} | {status.get('samples', 0)} | {model} | {_cell(measured)} |")
+        own = (status.get("samples_by_source") or {}).get("self", 0)
+        lines.append(f"| {start} | {status.get('samples', 0)} ({own}) | {model} | {_cell(measured)} |")
         print(lines[-1], flush=True)
     return lines
 
@@ -187,6 +197,7 @@ def main() -> None:
     parser.add_argument("--keep-case", action="store_true", help="letters asked and compared with case kept")
     parser.add_argument("--folders", nargs="+", default=None, help="generators (default: all of sites/)")
     parser.add_argument("--traffic", default=None, help="stream one folder's images with no uploads")
+    parser.add_argument("--fallback", action="store_true", help="--traffic: refusals fed back")
     parser.add_argument("--markdown", type=output_file, default=None)
     args = parser.parse_args()
     settings = Settings()
@@ -198,7 +209,7 @@ def main() -> None:
     runs: dict[int, list[tuple[float, Measured, Measured]]] = {size: [] for size in args.sizes}
     with httpx.Client(base_url=url, timeout=120) as client:
         if args.traffic:
-            lines = traffic(client, folders, args.traffic, settings.learn_scan_interval_s)
+            lines = traffic(client, folders, args.traffic, settings.learn_scan_interval_s, args.fallback)
         for folder in [] if args.traffic else names:
             generic = read_folder(client, folders, folder, None)
             for size in args.sizes:
