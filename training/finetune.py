@@ -85,18 +85,23 @@ def _batch(samples: Sequence[Encoded], rng: random.Random | None, look: int = 0)
 
 
 @torch.no_grad()
+def readings(network: CRNN, samples: Sequence[Encoded], look: int) -> list[tuple[list[int], list[int]]]:
+    """(greedy reading, label) of each of `samples` through look number `look`, as label columns."""
+    network.eval()
+    pairs: list[tuple[list[int], list[int]]] = []
+    for start in range(0, len(samples), 64):
+        images, frames, labels, lengths = _batch(samples[start:start + 64], None, look)
+        truth = [t.tolist() for t in torch.split(labels, lengths.tolist())]
+        pairs += zip(greedy(network(images), frames), truth)
+    network.train()
+    return pairs
+
+
 def exact_match(network: CRNN, samples: Sequence[Encoded], look: int | None = None) -> float:
     """Share of `samples` whose greedy reading is their label, through `look` (default: the best look)."""
     if look is None:
         return max(exact_match(network, samples, index) for index in range(len(LOOKS)))
-    network.eval()
-    right = 0
-    for start in range(0, len(samples), 64):
-        images, frames, labels, lengths = _batch(samples[start:start + 64], None, look)
-        truth = torch.split(labels, lengths.tolist())
-        right += sum(p == t.tolist() for p, t in zip(greedy(network(images), frames), truth))
-    network.train()
-    return right / max(1, len(samples))
+    return sum(read == label for read, label in readings(network, samples, look)) / max(1, len(samples))
 
 
 @dataclass
