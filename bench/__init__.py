@@ -2,9 +2,6 @@
 
 from pathlib import Path
 
-# The team's labelled captchas, beside the project.
-DATA = Path(__file__).resolve().parents[1].parent / "shared"
-
 
 def output_file(value: str) -> Path:
     """An argparse type for --markdown/--plot: the path, its folder made (bench/out/ is not in a clone)."""

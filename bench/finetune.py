@@ -19,7 +19,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench import DATA, output_file, publish
+from bench import output_file, publish
+from bench.learning import Folders, label_of
 from shared.charsets import ALNUM, DIGITS
 from shared.settings import Settings
 from trainer.site_training import BASE_MODELS, HELD_BACK_ONE_IN, RESERVED_S
@@ -28,10 +29,9 @@ from training.model import CRNN
 from training.train import export
 
 
-def labelled(folder: Path, count: int | None = None) -> list[tuple[Image.Image, str]]:
-    """`<index>_<label>.png` files of `folder`, in order: (image, label)."""
-    files = sorted(folder.glob("*.png"))[:count]
-    return [(Image.open(path), path.stem.split("_", 1)[1]) for path in files]
+def encoded(paths: list[Path], charset: str) -> list[Encoded]:
+    """`<index>_<label>.png` files as the trainer's fine-tuning sees them."""
+    return [encode(Image.open(path), label_of(path), charset) for path in paths]
 
 
 def corpus_read(network: CRNN, samples: list[Encoded], look: int, charset: str) -> tuple[float, float]:
@@ -54,16 +54,15 @@ def main() -> None:
     parser.add_argument("--markdown", type=output_file, default=None)
     args = parser.parse_args()
     charset = DIGITS if args.kind == "digits" else ALNUM
-    suffix = "" if args.kind == "digits" else f"_{args.kind}"
+    folders = Folders.of(args.kind)
     budget = Settings().learn_max_minutes * 60 - RESERVED_S
     lines = ["| generator | lr | round | steps | held-back exact | corpus exact | ignoring case |",
              "|---|---|---|---|---|---|---|"]
     for folder in args.folders:
-        site_images = labelled(DATA / f"sites{suffix}" / folder, args.size)
-        site = [encode(image, text, charset) for image, text in site_images]
+        site = encoded(folders.images(folders.sites, folder)[:args.size], charset)
         train = [s for i, s in enumerate(site) if i % HELD_BACK_ONE_IN]
         valid = [s for i, s in enumerate(site) if i % HELD_BACK_ONE_IN == 0]
-        corpus = [encode(image, text, charset) for image, text in labelled(DATA / f"corpus{suffix}" / folder)]
+        corpus = encoded(folders.images(folders.corpus, folder), charset)
         for lr in args.lr:
             with tempfile.TemporaryDirectory() as scratch:
                 base = BASE_MODELS[charset]

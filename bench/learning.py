@@ -35,11 +35,12 @@ from pathlib import Path
 
 import httpx
 
-from bench import DATA, output_file, publish
+from bench import output_file, publish
 from bench.accuracy import folder_charset
 from shared.settings import Settings
 from testbed.support import wait_trained
 
+DATA = Path(__file__).resolve().parents[1].parent / "shared"
 CLIENTS = 4
 TRAINING_TIMEOUT_S = 1800
 
@@ -85,7 +86,8 @@ def image_b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def _label(path: Path) -> str:
+def label_of(path: Path) -> str:
+    """The label in a `<index>_<label>.png` file name."""
     return path.stem.split("_", 1)[1]
 
 
@@ -108,13 +110,13 @@ def read_folder(client: httpx.Client, folders: Folders, folder: str, site: str |
 
     def read(path: Path) -> tuple[bool, bool | None, float]:
         fields = {"site": site, "learn": False} if site else {}
-        body = {"image_base64": image_b64(path), **fields, **asked(folders, folder, _label(path))}
+        body = {"image_base64": image_b64(path), **fields, **asked(folders, folder, label_of(path))}
         started = time.perf_counter()
         anything = client.post("/ocr", json={**body, "min_confidence": 0.0}).json()
         seconds = time.perf_counter() - started
         sure = client.post("/ocr", json=body)
-        answered = same(sure.json().get("text"), _label(path)) if sure.status_code == 200 else None
-        return same(anything.get("text"), _label(path)), answered, seconds
+        answered = same(sure.json().get("text"), label_of(path)) if sure.status_code == 200 else None
+        return same(anything.get("text"), label_of(path)), answered, seconds
 
     with ThreadPoolExecutor(CLIENTS) as pool:
         results = list(pool.map(read, folders.images(folders.corpus, folder)))
@@ -126,7 +128,7 @@ def read_folder(client: httpx.Client, folders: Folders, folder: str, site: str |
 def upload(client: httpx.Client, site: str, paths: list[Path]) -> None:
     """Labelled images (``<index>_<label>.png``) as samples of `site`, 100 a request."""
     for start in range(0, len(paths), 100):
-        items = [{"image_base64": image_b64(p), "text": _label(p)} for p in paths[start:start + 100]]
+        items = [{"image_base64": image_b64(p), "text": label_of(p)} for p in paths[start:start + 100]]
         client.post(f"/sites/{site}/samples", json={"items": items}).raise_for_status()
 
 
@@ -155,10 +157,10 @@ def traffic(client: httpx.Client, folders: Folders, folder: str, scan_s: float,
     stream = folders.images(folders.sites, folder)
 
     def send(path: Path) -> None:
-        body = {"image_base64": image_b64(path), "site": site, **asked(folders, folder, _label(path))}
+        body = {"image_base64": image_b64(path), "site": site, **asked(folders, folder, label_of(path))}
         response = client.post("/ocr", json=body)
         if fallback and response.status_code == 422:
-            feedback = {"job_id": response.json()["job_id"], "text": _label(path)}
+            feedback = {"job_id": response.json()["job_id"], "text": label_of(path)}
             client.post("/feedback", json=feedback).raise_for_status()
 
     lines = ["| requests | samples (self) | model | accuracy | answered | precision | ms/read |",
