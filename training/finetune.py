@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 from torch import nn
 
 from training.model import CRNN, WIDTH_PER_FRAME
@@ -31,6 +31,13 @@ BATCH = 32
 EVALUATIONS = 15  # measurements on the held-back samples per budget (each reads them in all four looks)
 # Seconds between them; the longest is well inside the trainer's lease (keep_alive renews it there).
 EVALUATE_EVERY_S = (10.0, 30.0)
+# Augmentation: the share of training pictures slanted, turned and resized, and how far at most; the
+# share whose strokes are made thicker or thinner.
+DISTORT_SHARE = 0.5
+MAX_TURN_DEGREES = 4.0
+MAX_SLANT = 0.3
+MAX_HEIGHT_CHANGE = 0.1
+STROKE_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -55,24 +62,45 @@ def encode(image: Image.Image, text: str, charset: str) -> Encoded:
 
 
 def augment(array: np.ndarray, rng: random.Random) -> np.ndarray:
-    """A slightly different picture of the same text: width stretch, shift, contrast, blur-free noise."""
+    """A slightly different picture of the same text: width stretch, a small slant, turn and change of
+    height, thicker or thinner strokes, shift, contrast, blur-free noise. The geometry and stroke changes
+    stand in for the fonts and sizes a few hundred captchas of a style do not all show."""
     height, width = array.shape
+    fill = int(round(float(np.median(array)) * 255))
     stretch = rng.uniform(0.85, 1.15)
     new_width = max(WIDTH_PER_FRAME * 4, min(MAX_WIDTH, round(width * stretch)))
     image = Image.fromarray((array * 255).astype(np.uint8)).resize((new_width, height), Image.Resampling.BILINEAR)
+    if rng.random() < DISTORT_SHARE:
+        image = image.transform(image.size, Image.Transform.AFFINE, _distortion(image.size, rng),
+                                Image.Resampling.BILINEAR, fillcolor=fill)
+    if rng.random() < STROKE_SHARE:
+        # Dark ink on a light ground (the workers' views): a minimum filter thickens it, a maximum thins it.
+        image = image.filter(ImageFilter.MinFilter(3) if rng.random() < 0.5 else ImageFilter.MaxFilter(3))
     out = np.asarray(image, dtype=np.float32) / 255.0
     shift = rng.randint(-3, 3)
     if shift:
         out = np.roll(out, shift, axis=0)
     pad = rng.randint(0, 8)
     if pad:
-        fill = float(np.median(out))
-        out = np.pad(out, ((0, 0), (pad, 0)) if rng.random() < 0.5 else ((0, 0), (0, pad)), constant_values=fill)
+        out = np.pad(out, ((0, 0), (pad, 0)) if rng.random() < 0.5 else ((0, 0), (0, pad)), constant_values=fill / 255)
     contrast, brightness = rng.uniform(0.7, 1.2), rng.uniform(-0.1, 0.1)
     out = (out - 0.5) * contrast + 0.5 + brightness
     if rng.random() < 0.3:
         out = out + np.random.default_rng(rng.randrange(2**32)).normal(0, 0.04, out.shape).astype(np.float32)
     return np.clip(out[:, :MAX_WIDTH], 0.0, 1.0).astype(np.float32)
+
+
+def _distortion(size: tuple[int, int], rng: random.Random) -> tuple[float, ...]:
+    """PIL affine coefficients (output pixel -> input pixel) of a random slant, turn and height change
+    about the image's centre, so the text stays where it was."""
+    turn = math.radians(rng.uniform(-MAX_TURN_DEGREES, MAX_TURN_DEGREES))
+    slant = rng.uniform(-MAX_SLANT, MAX_SLANT)
+    height_scale = rng.uniform(1 - MAX_HEIGHT_CHANGE, 1 + MAX_HEIGHT_CHANGE)
+    cos, sin = math.cos(turn), math.sin(turn)
+    a, b = cos, (cos * slant - sin) / height_scale
+    d, e = sin, (sin * slant + cos) / height_scale
+    cx, cy = size[0] / 2, size[1] / 2
+    return (a, b, cx - a * cx - b * cy, d, e, cy - d * cx - e * cy)
 
 
 def _batch(samples: Sequence[Encoded], rng: random.Random | None, look: int = 0) -> tuple[torch.Tensor, ...]:
