@@ -69,7 +69,8 @@ def augment(array: np.ndarray, rng: random.Random) -> np.ndarray:
     fill = int(round(float(np.median(array)) * 255))
     stretch = rng.uniform(0.85, 1.15)
     new_width = max(WIDTH_PER_FRAME * 4, min(MAX_WIDTH, round(width * stretch)))
-    image = Image.fromarray((array * 255).astype(np.uint8)).resize((new_width, height), Image.Resampling.BILINEAR)
+    image = Image.fromarray((array * 255).astype(np.uint8))
+    image = image.resize((new_width, height), Image.Resampling.BILINEAR)
     if rng.random() < DISTORT_SHARE:
         image = image.transform(image.size, Image.Transform.AFFINE, _distortion(image.size, rng),
                                 Image.Resampling.BILINEAR, fillcolor=fill)
@@ -82,7 +83,8 @@ def augment(array: np.ndarray, rng: random.Random) -> np.ndarray:
         out = np.roll(out, shift, axis=0)
     pad = rng.randint(0, 8)
     if pad:
-        out = np.pad(out, ((0, 0), (pad, 0)) if rng.random() < 0.5 else ((0, 0), (0, pad)), constant_values=fill / 255)
+        sides = ((0, 0), (pad, 0)) if rng.random() < 0.5 else ((0, 0), (0, pad))
+        out = np.pad(out, sides, constant_values=fill / 255)
     contrast, brightness = rng.uniform(0.7, 1.2), rng.uniform(-0.1, 0.1)
     out = (out - 0.5) * contrast + 0.5 + brightness
     if rng.random() < 0.3:
