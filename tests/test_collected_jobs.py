@@ -80,12 +80,26 @@ def test_a_bad_image_in_a_collected_job_refuses_only_that_one(collecting: Stack)
     # A PNG cut short: its header passes the API's check, its pixels fail the worker's decode.
     truncated = base64.b64encode(base64.b64decode(SVG[5][1])[:300]).decode()
     images = [image for _, image in SVG[:5]] + [truncated] + [image for _, image in SVG[6:8]]
-    responses = post_all(collecting, images)
+    redis = collecting.redis.client()
+    earlier_jobs = set(redis.scan_iter("rq:job:*"))
+    new_jobs = lambda: len(set(redis.scan_iter("rq:job:*")) - earlier_jobs)  # noqa: E731
+    worker = collecting.workers[0].pid
+    os.kill(worker, signal.SIGSTOP)  # the worker holds the first job: every later request is collected
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(post_all, collecting, [SVG[8][1]])
+            wait_until(lambda: new_jobs() == 1, 10, "the first request's job")
+            pending = pool.submit(post_all, collecting, images)
+            wait_until(lambda: new_jobs() == 2, 10, "the collected job (the 2 s collection wait)")
+            os.kill(worker, signal.SIGCONT)
+            responses, alone = pending.result(timeout=30), first.result(timeout=30)[0]
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    assert "_" not in alone.json()["job_id"] and alone.json()["text"] == SVG[8][0]
     bad = responses[5].json()
     assert responses[5].status_code == 422 and bad["error"] == "not_an_image" and bad["job_id"]
-    assert "_" in bad["job_id"], bad  # <job>_<index>: it was read in a collected job, with others
     job = collected_job(collecting, bad["job_id"])
-    assert job.func_name == BATCH_FUNCTION and len(job.kwargs["items"]) >= 2
+    assert job.func_name == BATCH_FUNCTION and len(job.kwargs["items"]) == len(images)
     good = responses[:5] + responses[6:]
     assert [r.json()["text"] for r in good] == [label for label, _ in SVG[:5] + SVG[6:8]]
 
