@@ -14,11 +14,16 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
-want=$(stamp pyproject.toml)
+want=$(stamp pyproject.toml requirements.lock tests/requirements-nodeps.txt)
 if [ "$(cat .venv/.captchaocr-stamp 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing Python dependencies into .venv"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[test,bench,trainer]"
+  # The tested versions (requirements.lock, what the image installs), so a new upstream release changes
+  # nothing until the lock does. All but torch's line: its local version names the build this lock was
+  # made with (+cpu), which a machine without PyTorch's CPU index cannot find; pyproject.toml pins torch.
+  constraints=.venv/constraints.txt
+  grep -v '^torch==' requirements.lock > "$constraints"
+  .venv/bin/python -m pip install --quiet --constraint "$constraints" --upgrade pip
+  .venv/bin/python -m pip install --quiet --constraint "$constraints" -e ".[test,bench,trainer]"
   .venv/bin/python -m pip install --quiet --no-deps -r tests/requirements-nodeps.txt
   echo "$want" > .venv/.captchaocr-stamp
 fi
