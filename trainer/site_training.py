@@ -5,9 +5,12 @@ across retrains) is held back; the service's own sure answers only train. The he
 read as the workers answer a site request (:func:`worker.site_reading.served`: the site model, and the
 generic reader beside it when the model is unsure), so the figures are the service's. The new model's
 confidence is calibrated there for the decision it serves: a softmax temperature chosen so that the
-answers at the service's threshold reach ``site_model_precision`` while answering as many as they can
-(a fit to the labels' likelihood left some sites over-sure and others answering too few), on at least
-``site_model_min_answers`` of them (a handful of right answers proves no precision). The new model
+answers at the service's threshold claim ``site_model_precision`` by their own confidences, and the
+mistakes among them do not contradict that claim, while answering as many as they can (a fit to the
+labels' likelihood left some sites over-sure and others answering too few; asking a hundred held-back
+samples for 99% precision outright, that is for no mistake at all, made one unlucky sample halve what a
+site answered), on at least ``site_model_min_answers`` of them (a handful of right answers proves no
+precision). The new model
 is then measured beside the generic reader and the site's current model, and promoted only when it beats
 what the site has now by more than chance explains, and reads no fewer right ignoring case
 (:meth:`trainer.promotion.Measured.replaces`).
@@ -15,6 +18,7 @@ what the site has now by more than chance explains, and reads no fewer right ign
 
 from __future__ import annotations
 
+import math
 import tempfile
 import time
 import zlib
@@ -49,6 +53,9 @@ BASE_MODELS = {DIGITS: OWN_MODELS["digits_crnn"],
 RESERVED_S = 40  # of the time budget, for decoding, calibrating, measuring and exporting around the training
 # A fine-tuned network can be over- or under-sure: sharper (below 1) or flatter (above 1).
 TEMPERATURES = tuple(float(t) for t in np.geomspace(0.25, 4.0, 17))
+# The least likely the mistakes among a temperature's held-back answers may be, were the answers' own
+# confidences right about them (a Poisson tail): rarer than that, the confidences are over-sure.
+PLAUSIBLE_MISTAKES = 0.2
 
 
 def labelled_from_outside(sample: Sample) -> bool:
@@ -127,26 +134,41 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
 
 def calibrated_temperature(reader: SiteModelReader, outputs: list[np.ndarray], generic: list[SiteReading],
                            labels: list[str], threshold: float, precision: float, min_answers: int = 1) -> float:
-    """The sharpest temperature at which the site model's answers at `threshold` are right at
-    `precision` and at least `min_answers` (or none is answered), so the most are answered; the most
-    cautious one when even it is not that precise. Its answers are those it gives alone, or that its
+    """The sharpest temperature at which the site model's answers at `threshold` are trustworthy
+    (:func:`trustworthy`) and at least `min_answers` (or none is answered), so the most are answered;
+    the most cautious one when even it is not. Its answers are those it gives alone, or that its
     confirmation of the `generic` reader's reading of the same sample lifts to `threshold`, as the
     workers serve them (what the generic reader answers on its own is as precise as it is whatever the
-    temperature). A flatter temperature answers fewer and surer, but "precise enough" is not monotone
-    in it (none answered passes, a handful of right ones does not, enough of them does), so the
-    temperatures are tried from the sharpest (each try decodes every held-back sample)."""
-    def precise(temperature: float) -> bool:
-        right = []
+    temperature). A flatter temperature answers fewer and surer, but "trustworthy" is not monotone in it
+    (none answered passes, a handful of right ones does not, enough of them does), so the temperatures
+    are tried from the sharpest (each try decodes every held-back sample)."""
+    def passes(temperature: float) -> bool:
+        answers = []
         for output, other, label in zip(outputs, generic, labels):
             own = reader.decode(output, temperature=temperature)
             answer = served(own, threshold, lambda g=other: g, reader.alphabet())
             generic_alone = other.confidence >= threshold and other.text == answer.text
             model_made_it = own.confidence >= threshold or not generic_alone
             if answer.text == own.text and answer.confidence >= threshold and model_made_it:
-                right.append(answer.text == label)
-        return not right or (len(right) >= min_answers and sum(right) / len(right) >= precision)
+                answers.append((answer.confidence, answer.text == label))
+        return not answers or (len(answers) >= min_answers and trustworthy(answers, precision))
 
-    return next((temperature for temperature in TEMPERATURES if precise(temperature)), TEMPERATURES[-1])
+    return next((temperature for temperature in TEMPERATURES if passes(temperature)), TEMPERATURES[-1])
+
+
+def trustworthy(answers: list[tuple[float, bool]], precision: float) -> bool:
+    """Whether answers, as (confidence, right), may be served as `precision` precise: their confidences
+    claim it (they expect at most that share of mistakes), and the mistakes seen are not rarer than
+    :data:`PLAUSIBLE_MISTAKES` under those confidences. A hundred held-back samples cannot show 99%
+    precision by counting (one mistake in 90 answers is 98.9%); they can show over-sure confidences."""
+    expected = sum(1.0 - confidence for confidence, _ in answers)
+    mistakes = sum(not right for _, right in answers)
+    return expected <= (1.0 - precision) * len(answers) and at_least(mistakes, expected) >= PLAUSIBLE_MISTAKES
+
+
+def at_least(count: int, expected: float) -> float:
+    """The chance of at least `count` events when `expected` are expected (a Poisson tail)."""
+    return 1.0 - sum(math.exp(-expected) * expected**k / math.factorial(k) for k in range(count))
 
 
 def _exported(network: CRNN, charset: str, temperature: float) -> bytes:
