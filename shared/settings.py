@@ -165,7 +165,8 @@ class Settings(BaseSettings):
     learn_max_minutes: float = Field(5.0, gt=0, description="Time budget of one site's training.")
     site_model_precision: float = Field(
         0.99, gt=0, le=1, description="A site model's confidence is calibrated so that its answers at "
-        "min_confidence are this precise on the site's held-back samples (answering as many as it can)."
+        "min_confidence claim this precision, without more mistakes on the site's held-back samples than "
+        "that claim makes plausible (answering as many as it can)."
     )
     # A handful of right held-back answers says nothing of a precision of 0.99 (docs/site-learning.md).
     site_model_min_answers: int = Field(
