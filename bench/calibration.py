@@ -28,7 +28,8 @@ from bench.learning import Folders, label_of
 from shared.imaging import ImageLimits, open_image
 from shared.settings import Settings
 from shared.sites import Sample
-from trainer.site_training import TEMPERATURES, _generic, calibrated_temperature, held_back, train_site
+from trainer.site_training import (TEMPERATURES, calibrated_temperature, generic_reading, held_back,
+                                   model_answers, train_site)
 from worker.charsets import alphabet
 from worker.recognizer import Recognizer
 from worker.site_model import SiteModelReader, SiteReading
@@ -40,9 +41,10 @@ DATA = Path(__file__).resolve().parent / "out" / "calibration"
 
 @dataclass
 class Recorded:
-    """One trained model's readings: (label, the model's frames at its baked temperature, the generic
-    reader's reading) for each held-back sample and each corpus image."""
+    """One trained model (ONNX and metadata) and its readings: (label, the model's frames at its baked
+    temperature, the generic reader's reading) for each held-back sample and each corpus image."""
 
+    onnx: bytes
     meta: dict
     held: list[tuple[str, np.ndarray, SiteReading]]
     corpus: list[tuple[str, np.ndarray, SiteReading]]
@@ -63,27 +65,24 @@ def record(kind: str, folder: str, size: int, settings: Settings, generic: Recog
         image = open_image(sample.image, limits)
         length = len(sample.text)
         wanted = Wanted(length, length, site_alphabet)
-        held.append((sample.text, reader.outputs(image), _generic(generic, image, wanted)))
+        held.append((sample.text, reader.outputs(image), generic_reading(generic, image, wanted)))
     classes = reader.alphabet(None, case=not folders.letters)
     wanted = Wanted(min(reader.lengths), max(reader.lengths), classes)
-    corpus = [(label_of(path), reader.outputs(Image.open(path)), _generic(generic, Image.open(path), wanted))
-              for path in folders.images(folders.corpus, folder)]
-    return Recorded(outcome.meta, held, corpus, folders.letters)
+    corpus = []
+    for path in folders.images(folders.corpus, folder):
+        image = Image.open(path)
+        corpus.append((label_of(path), reader.outputs(image), generic_reading(generic, image, wanted)))
+    return Recorded(outcome.onnx, outcome.meta, held, corpus, folders.letters)
 
 
 def counted_temperature(reader: SiteModelReader, recorded: Recorded, threshold: float, precision: float,
                         min_answers: int) -> float:
     """The rule before: the sharpest temperature whose held-back answers (as the trainer counts them)
     are `precision` right by count, at least `min_answers` of them."""
+    labels, outputs, others = (list(column) for column in zip(*recorded.held))
+
     def passes(temperature: float) -> bool:
-        right = []
-        for label, output, other in recorded.held:
-            own = reader.decode(output, temperature=temperature)
-            answer = served(own, threshold, lambda g=other: g, reader.alphabet())
-            generic_alone = other.confidence >= threshold and other.text == answer.text
-            if answer.text == own.text and answer.confidence >= threshold and (own.confidence >= threshold
-                                                                             or not generic_alone):
-                right.append(answer.text == label)
+        right = [ok for _, ok in model_answers(reader, outputs, others, labels, threshold, temperature)]
         return not right or (len(right) >= min_answers and sum(right) / len(right) >= precision)
 
     return next((t for t in TEMPERATURES if passes(t)), TEMPERATURES[-1])
@@ -109,15 +108,14 @@ def corpus_figures(reader: SiteModelReader, recorded: Recorded,
 def at_temperature(recorded: Recorded, temperature: float) -> tuple[SiteModelReader, Recorded]:
     """A reader and readings as if `temperature` were baked into the model instead of the trainer's."""
     baked = recorded.meta["temperature"]
-    reader = SiteModelReader.__new__(SiteModelReader)  # no ONNX session: the frames are recorded
-    meta = recorded.meta
-    reader.charset, reader.learned, reader.lengths = meta["charset"], meta["learned"], tuple(meta["lengths"])
-    reader.temperature = temperature
+    meta = dict(recorded.meta, temperature=temperature)
+    reader = SiteModelReader(recorded.onnx, meta)
 
     def rebaked(rows: list[tuple[str, np.ndarray, SiteReading]]) -> list[tuple[str, np.ndarray, SiteReading]]:
         return [(label, output ** (baked / temperature), other) for label, output, other in rows]
 
-    return reader, Recorded(meta, rebaked(recorded.held), rebaked(recorded.corpus), recorded.letters)
+    return reader, Recorded(recorded.onnx, meta, rebaked(recorded.held), rebaked(recorded.corpus),
+                            recorded.letters)
 
 
 def main() -> None:

@@ -106,7 +106,7 @@ def train_site(samples: list[Sample], current: SiteModel | None, settings: Setti
     labels = [s.text for s in valid]
     threshold = settings.min_confidence
     generic_alphabet = alphabet(meta["learned"], case=True)
-    generic_readings = [_generic(generic, image, Wanted(len(label), len(label), generic_alphabet))
+    generic_readings = [generic_reading(generic, image, Wanted(len(label), len(label), generic_alphabet))
                         for image, label in zip(valid_images, labels)]
     uncalibrated = SiteModelReader(_exported(tuned.network, charset, 1.0), meta)
     meta["temperature"] = calibrated_temperature(uncalibrated, [uncalibrated.outputs(i) for i in valid_images],
@@ -143,17 +143,25 @@ def calibrated_temperature(reader: SiteModelReader, outputs: list[np.ndarray], g
     (none answered passes, a handful of right ones does not, enough of them does), so the temperatures
     are tried from the sharpest (each try decodes every held-back sample)."""
     def passes(temperature: float) -> bool:
-        answers = []
-        for output, other, label in zip(outputs, generic, labels):
-            own = reader.decode(output, temperature=temperature)
-            answer = served(own, threshold, lambda g=other: g, reader.alphabet())
-            generic_alone = other.confidence >= threshold and other.text == answer.text
-            model_made_it = own.confidence >= threshold or not generic_alone
-            if answer.text == own.text and answer.confidence >= threshold and model_made_it:
-                answers.append((answer.confidence, answer.text == label))
+        answers = model_answers(reader, outputs, generic, labels, threshold, temperature)
         return not answers or (len(answers) >= min_answers and trustworthy(answers, precision))
 
     return next((temperature for temperature in TEMPERATURES if passes(temperature)), TEMPERATURES[-1])
+
+
+def model_answers(reader: SiteModelReader, outputs: list[np.ndarray], generic: list[SiteReading],
+                  labels: list[str], threshold: float, temperature: float) -> list[tuple[float, bool]]:
+    """(confidence, right) of each held-back answer at `threshold` that the site model, at `temperature`,
+    gives alone or lifts there by confirming the `generic` reader's reading, as the workers serve them."""
+    answers = []
+    for output, other, label in zip(outputs, generic, labels):
+        own = reader.decode(output, temperature=temperature)
+        answer = served(own, threshold, lambda g=other: g, reader.alphabet())
+        generic_alone = other.confidence >= threshold and other.text == answer.text
+        model_made_it = own.confidence >= threshold or not generic_alone
+        if answer.text == own.text and answer.confidence >= threshold and model_made_it:
+            answers.append((answer.confidence, answer.text == label))
+    return answers
 
 
 def trustworthy(answers: list[tuple[float, bool]], precision: float) -> bool:
@@ -185,7 +193,7 @@ def _served(reader: SiteModelReader, images: list[Image.Image], generic: list[Si
             for image, other in zip(images, generic)]
 
 
-def _generic(recognizer: Recognizer, image: Image.Image, wanted: Wanted) -> SiteReading:
+def generic_reading(recognizer: Recognizer, image: Image.Image, wanted: Wanted) -> SiteReading:
     """The generic reader's answer to the question a site request asks of it (the site's characters)."""
     candidate = read(recognizer, image, wanted)
     return SiteReading(candidate.text, candidate.confidence)
