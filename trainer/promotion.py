@@ -2,8 +2,10 @@
 
 A site holds back a few dozen samples, so one or two more read right is what chance gives: a model
 promoted on that can read the site's new captchas worse than what it replaced. So "more right" must be
-more than chance explains: a sign test on the samples only one of the two reads right. A site's labels
-keep case, but requests may ignore it: a model that reads case better must not read the letters worse.
+more than chance explains: a sign test on the samples only one of the two reads right. Likewise a model
+that answers more must not be less precise by more than chance explains (one mistake in fifty answers is
+no worse than none in thirty). A site's labels keep case, but requests may ignore it: a model that reads
+case better must not read the letters worse.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ CHANCE = 0.05
 
 @dataclass
 class Measured:
-    """A reader's figures at the service's confidence threshold, and which samples it read right (with
-    case kept, and ignoring it)."""
+    """A reader's figures at the service's confidence threshold, which samples it read right (with
+    case kept, and ignoring it), and whether each of its answers at the threshold was right."""
 
     accuracy: float
     answered: float
     precision: float | None
     right: tuple[bool, ...] = field(default=(), repr=False)
     right_ignoring_case: tuple[bool, ...] = field(default=(), repr=False)
+    answers: tuple[bool, ...] = field(default=(), repr=False)
 
     @classmethod
     def of(cls, readings: Sequence[SiteReading], labels: list[str], threshold: float) -> Measured:
@@ -37,7 +40,7 @@ class Measured:
         sure = [ok for ok, reading in zip(right, readings) if reading.confidence >= threshold]
         caseless = tuple(read.text.casefold() == label.casefold() for read, label in zip(readings, labels))
         return cls(round(sum(right) / len(labels), 4), round(len(sure) / len(labels), 4),
-                   round(sum(sure) / len(sure), 4) if sure else None, right, caseless)
+                   round(sum(sure) / len(sure), 4) if sure else None, right, caseless, tuple(sure))
 
     def figures(self) -> dict[str, Any]:
         """What a site's status shows."""
@@ -45,13 +48,13 @@ class Measured:
 
     def beats(self, other: Measured) -> bool:
         """More of the same held-back samples read right than `other`, by more than chance explains; or
-        at least as many, and more of them answered at no lower precision (a site the generic reader
-        already reads well gains answers, not accuracy)."""
+        at least as many, and more of them answered, not less precisely than chance explains (a site the
+        generic reader already reads well gains answers, not accuracy)."""
         wins, losses = _duel(self.right, other.right)
         if _leads(wins, losses):
             return True
         return (wins >= losses and any(self.right) and self.answered > other.answered
-                and (self.precision or 0.0) >= (other.precision or 0.0))
+                and mistakes_by_chance(self.answers, other.answers) > CHANCE)
 
     def replaces(self, other: Measured) -> bool:
         """Beats `other` (with case kept, as the labels are), and `other` does not read more of the
@@ -69,6 +72,16 @@ def _duel(mine: tuple[bool, ...], theirs: tuple[bool, ...]) -> tuple[int, int]:
 def _leads(wins: int, losses: int) -> bool:
     """More wins than losses, by more than chance explains."""
     return wins > losses and by_chance(wins, losses) <= CHANCE
+
+
+def mistakes_by_chance(mine: tuple[bool, ...], theirs: tuple[bool, ...]) -> float:
+    """How often, were both readers' answers equally precise, at least as many of all the wrong answers
+    would fall among `mine` as did (a one-sided Fisher exact test on (right, wrong) of each reader's
+    answers): near 1 when `mine` hold no more than their share of the mistakes."""
+    answers, wrong = len(mine) + len(theirs), mine.count(False) + theirs.count(False)
+    drawn = math.comb(answers, len(mine))
+    return sum(math.comb(wrong, k) * math.comb(answers - wrong, len(mine) - k)
+               for k in range(mine.count(False), min(wrong, len(mine)) + 1)) / drawn
 
 
 def by_chance(wins: int, losses: int) -> float:

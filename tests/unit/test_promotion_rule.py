@@ -1,19 +1,24 @@
 """When a newly trained site model replaces what the site reads with: more held-back samples right than
-chance explains, or at least as many right and more of them answered at no lower precision."""
+chance explains, or at least as many right and more of them answered, not less precisely than chance
+explains."""
 
 from __future__ import annotations
 
 import pytest
 
-from trainer.promotion import CHANCE, Measured, by_chance
+from trainer.promotion import CHANCE, Measured, by_chance, mistakes_by_chance
 from worker.site_model import SiteReading
 
 HELD_BACK = 60
 
 
 def measured(right: int, answered: float, precision: float | None) -> Measured:
-    """A reader that read the first `right` of the held-back samples right."""
-    return Measured(right / HELD_BACK, answered, precision, (True,) * right + (False,) * (HELD_BACK - right))
+    """A reader that read the first `right` of the held-back samples right, and answered `answered` of
+    them at `precision`."""
+    count = round(answered * HELD_BACK)
+    wrong = round(count * (1 - (precision or 0.0)))
+    return Measured(right / HELD_BACK, answered, precision, (True,) * right + (False,) * (HELD_BACK - right),
+                    answers=(True,) * (count - wrong) + (False,) * wrong)
 
 
 @pytest.mark.parametrize("new, now, promoted", [
@@ -22,7 +27,7 @@ def measured(right: int, answered: float, precision: float | None) -> Measured:
     (measured(52, 0.60, 1.00), measured(50, 0.50, 1.00), True),   # ... so it must answer more
     (measured(50, 0.90, 1.00), measured(52, 0.50, 1.00), False),  # fewer right loses, however sure
     (measured(60, 1.00, 1.00), measured(60, 0.88, 1.00), True),   # as many right, more answered
-    (measured(60, 1.00, 0.99), measured(60, 0.88, 1.00), False),  # ... but less precise
+    (measured(60, 1.00, 0.90), measured(60, 0.88, 1.00), False),  # ... but less precise (6 wrong in 60)
     (measured(60, 0.88, 1.00), measured(60, 0.88, 1.00), False),  # no better: keep what works
     (measured(0, 0.50, 0.00), measured(0, 0.00, None), False),    # nothing right is no model
 ])  # fmt: skip
@@ -36,6 +41,23 @@ def test_the_lead_is_weighed_on_the_samples_only_one_reader_reads_right() -> Non
     assert not measured(35, 0.5, 1.0).beats(same_count_other_samples)  # 35 wins against 30 losses
     assert by_chance(5, 0) == 1 / 32 <= CHANCE < by_chance(4, 0) == 1 / 16
     assert by_chance(0, 0) == 1.0 and by_chance(1, 1) == 0.75
+
+
+def test_one_mistake_more_among_many_more_answers_is_not_less_precise() -> None:
+    """A site's trainer saw this: the model read 55 of 56 held-back samples right and answered them all,
+    the generic reader read 51 right and answered 37 of them, every one right."""
+    labels = [f"{i:04d}" for i in range(56)]
+    model = [SiteReading(label if i else "9999", 0.99) for i, label in enumerate(labels)]
+    generic = [SiteReading(label if i < 51 else "9999", 0.99 if i < 37 else 0.5)
+               for i, label in enumerate(labels)]
+    new, now = Measured.of(model, labels, 0.96), Measured.of(generic, labels, 0.96)
+    assert (new.answered, new.precision, now.answered, now.precision) == (1.0, 0.9821, 0.6607, 1.0)
+    assert by_chance(4, 0) > CHANCE  # four more right is no lead ...
+    assert mistakes_by_chance(new.answers, now.answers) == pytest.approx(56 / 93)  # nor one mistake a loss
+    assert new.replaces(now)
+    six_wrong = (True,) * 50 + (False,) * 6
+    assert mistakes_by_chance(six_wrong, now.answers) < CHANCE
+    assert mistakes_by_chance(now.answers, new.answers) == 1.0
 
 
 def test_the_figures_a_status_shows_leave_out_the_per_sample_record() -> None:
